@@ -1,0 +1,320 @@
+/**
+ * A repository on `@effect/sql`: SQLite, PostgreSQL and MySQL/MariaDB through
+ * the same statements. Times are BIGINT epoch milliseconds bound from `Clock`,
+ * never compared against the database's clock. Every dialect difference sits
+ * in one `onDialectOrElse` block.
+ *
+ * @since 0.1.0
+ */
+import * as Migrator from "@effect/sql/Migrator"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import { Effect, Layer } from "effect"
+import { SessionConfigError, SessionDecodeError, StoreUnavailable } from "./SessionError.js"
+import {
+  type SessionMetadata,
+  type SessionRecord,
+  SessionRepository,
+  type SessionRepositoryShape
+} from "./SessionRepository.js"
+import { handleOf } from "./SessionToken.js"
+
+/**
+ * @since 0.1.0
+ */
+export interface Options {
+  /** The sessions table, of the application's choosing: letters, digits and `_`, at most 48. */
+  readonly table: string
+  /**
+   * Run the library's migrations when the layer is built. Default true. With
+   * false the table must exist already (see `migrate`).
+   */
+  readonly migrate?: boolean | undefined
+}
+
+const tablePattern = /^[A-Za-z_][A-Za-z0-9_]{0,47}$/
+
+const checkTable = (table: string): Effect.Effect<string, SessionConfigError> =>
+  tablePattern.test(table)
+    ? Effect.succeed(table)
+    : Effect.fail(
+        new SessionConfigError({
+          option: "table",
+          reason: "must start with a letter or _ and hold at most 48 letters, digits or _"
+        })
+      )
+
+/**
+ * The bookkeeping table of the library's migrations for a sessions table.
+ *
+ * @since 0.1.0
+ */
+export const migrationsTable = (table: string): string => `${table}_migrations`
+
+const createTable = (table: string) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const t = sql(table)
+    const userIndex = sql(`${table}_user_id_idx`)
+    const expiryIndex = sql(`${table}_expires_at_idx`)
+    yield* sql.onDialectOrElse({
+      mysql: () => sql`CREATE TABLE ${t} (
+  session_key CHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
+  user_id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT NULL,
+  version BIGINT NOT NULL,
+  payload LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+  INDEX ${userIndex} (user_id),
+  INDEX ${expiryIndex} (expires_at)
+) ENGINE=InnoDB`,
+      pg: () => sql`CREATE TABLE ${t} (
+  session_key VARCHAR(64) NOT NULL PRIMARY KEY,
+  user_id TEXT NULL,
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT NULL,
+  version BIGINT NOT NULL,
+  payload TEXT NOT NULL
+)`,
+      orElse: () => sql`CREATE TABLE ${t} (
+  session_key TEXT NOT NULL PRIMARY KEY,
+  user_id TEXT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NULL,
+  version INTEGER NOT NULL,
+  payload TEXT NOT NULL
+)`
+    })
+    yield* sql.onDialectOrElse({
+      mysql: () => Effect.void,
+      orElse: () =>
+        Effect.zipRight(
+          sql`CREATE INDEX ${userIndex} ON ${t} (user_id)`,
+          sql`CREATE INDEX ${expiryIndex} ON ${t} (expires_at)`
+        )
+    })
+  })
+
+/**
+ * Creates or upgrades the sessions table through `@effect/sql`'s migrator,
+ * with a bookkeeping table of its own, then checks that the table is there.
+ *
+ * @since 0.1.0
+ */
+export const migrate = (
+  table: string
+): Effect.Effect<void, SessionConfigError | StoreUnavailable, SqlClient.SqlClient> =>
+  Effect.gen(function* () {
+    yield* checkTable(table)
+    const sql = yield* SqlClient.SqlClient
+    const run = Migrator.make({})({
+      table: migrationsTable(table),
+      loader: Migrator.fromRecord({ "1_create_sessions": createTable(table) })
+    })
+    yield* run.pipe(
+      Effect.catchAllDefect((defect) => Effect.fail(defect)),
+      Effect.mapError((cause) => new StoreUnavailable({ backend: "sql", operation: "migrate", cause }))
+    )
+    yield* sql`SELECT session_key FROM ${sql(table)} WHERE 1 = 0`.pipe(
+      Effect.mapError((cause) => new StoreUnavailable({ backend: "sql", operation: "migrate", cause }))
+    )
+  })
+
+const columns = "session_key, user_id, created_at, expires_at, version, payload"
+const metadataColumns = "session_key, user_id, created_at, expires_at, version"
+
+type Row = Record<string, unknown>
+
+const toInteger = (value: unknown): number | undefined => {
+  if (typeof value === "number") return Number.isSafeInteger(value) ? value : undefined
+  if (typeof value === "bigint") return value <= Number.MAX_SAFE_INTEGER ? Number(value) : undefined
+  if (typeof value === "string" && /^-?\d{1,16}$/.test(value)) return toInteger(Number(value))
+  return undefined
+}
+
+const decodeMetadata = (row: Row): SessionMetadata | string => {
+  const key = row.session_key
+  if (typeof key !== "string") return "session_key is not text"
+  const userId = row.user_id
+  if (userId !== null && typeof userId !== "string") return "user_id is not text"
+  const createdAt = toInteger(row.created_at)
+  if (createdAt === undefined) return "created_at is not an integer"
+  const expiresAt = row.expires_at === null ? null : toInteger(row.expires_at)
+  if (expiresAt === undefined) return "expires_at is not an integer"
+  const version = toInteger(row.version)
+  if (version === undefined) return "version is not an integer"
+  return { key, userId, createdAt, expiresAt, version }
+}
+
+/**
+ * Counts the rows a write touched from a driver's raw result: better-sqlite3
+ * `changes`, node-postgres `rowCount`, mysql2 `affectedRows`.
+ *
+ * @since 0.1.0
+ */
+export const affectedRows = (raw: unknown): number => {
+  if (typeof raw !== "object" || raw === null) return 0
+  const result = raw as { changes?: unknown; rowCount?: unknown; affectedRows?: unknown }
+  const count = result.changes ?? result.rowCount ?? result.affectedRows
+  return typeof count === "number" ? count : typeof count === "bigint" ? Number(count) : 0
+}
+
+/**
+ * Builds the repository over the `SqlClient` in context, migrating first unless told not to.
+ *
+ * @since 0.1.0
+ */
+export const make = (
+  options: Options
+): Effect.Effect<SessionRepositoryShape, SessionConfigError | StoreUnavailable, SqlClient.SqlClient> =>
+  Effect.gen(function* () {
+    const table = yield* checkTable(options.table)
+    const sql = yield* SqlClient.SqlClient
+    if (options.migrate !== false) {
+      yield* migrate(table)
+    }
+    const t = sql(table)
+    const backend = sql.onDialectOrElse({
+      pg: () => "postgresql",
+      mysql: () => "mysql",
+      sqlite: () => "sqlite",
+      orElse: () => "sql"
+    })
+
+    const dialect = sql.onDialectOrElse({
+      mysql: () => ({
+        insert: (record: SessionRecord) =>
+          sql`INSERT INTO ${t} (${sql.literal(columns)}) VALUES (${record.key}, ${record.userId}, ${record.createdAt}, ${record.expiresAt}, ${record.version}, ${record.payload}) ON DUPLICATE KEY UPDATE session_key = session_key`,
+        removeExpired: (now: number, limit: number) =>
+          sql`DELETE FROM ${t} WHERE expires_at <= ${now} ORDER BY expires_at LIMIT ${sql.literal(String(limit))}`
+      }),
+      pg: () => ({
+        insert: (record: SessionRecord) =>
+          sql`INSERT INTO ${t} (${sql.literal(columns)}) VALUES (${record.key}, ${record.userId}, ${record.createdAt}, ${record.expiresAt}, ${record.version}, ${record.payload}) ON CONFLICT (session_key) DO NOTHING`,
+        removeExpired: (now: number, limit: number) =>
+          sql`DELETE FROM ${t} WHERE session_key IN (SELECT session_key FROM ${t} WHERE expires_at <= ${now} LIMIT ${sql.literal(String(limit))} FOR UPDATE SKIP LOCKED)`
+      }),
+      orElse: () => ({
+        insert: (record: SessionRecord) =>
+          sql`INSERT INTO ${t} (${sql.literal(columns)}) VALUES (${record.key}, ${record.userId}, ${record.createdAt}, ${record.expiresAt}, ${record.version}, ${record.payload}) ON CONFLICT (session_key) DO NOTHING`,
+        removeExpired: (now: number, limit: number) =>
+          sql`DELETE FROM ${t} WHERE rowid IN (SELECT rowid FROM ${t} WHERE expires_at <= ${now} LIMIT ${sql.literal(String(limit))})`
+      })
+    })
+
+    const unavailable = (operation: string) => (cause: SqlError) => new StoreUnavailable({ backend, operation, cause })
+
+    const guard =
+      (operation: string) =>
+      <X, E>(effect: Effect.Effect<X, E | SqlError>): Effect.Effect<X, Exclude<E, SqlError> | StoreUnavailable> =>
+        Effect.catchIf(
+          effect,
+          (error): error is SqlError => (error as { _tag?: unknown })._tag === "SqlError",
+          (error) => Effect.fail(unavailable(operation)(error))
+        ) as Effect.Effect<X, Exclude<E, SqlError> | StoreUnavailable>
+
+    const count = (operation: string, statement: Effect.Effect<unknown, SqlError>) =>
+      statement.pipe(
+        Effect.map(affectedRows),
+        Effect.mapError(unavailable(operation)),
+        Effect.withSpan(`session.repository.${operation}`, {
+          captureStackTrace: false,
+          attributes: { "session.backend": backend }
+        })
+      )
+
+    const decodeRow = (row: Row): Effect.Effect<SessionRecord, SessionDecodeError> => {
+      const metadata = decodeMetadata(row)
+      if (typeof metadata === "string") {
+        const handle = typeof row.session_key === "string" ? handleOf(row.session_key) : "unknown"
+        return Effect.fail(new SessionDecodeError({ handle, reason: metadata }))
+      }
+      if (typeof row.payload !== "string") {
+        return Effect.fail(new SessionDecodeError({ handle: handleOf(metadata.key), reason: "payload is not text" }))
+      }
+      return Effect.succeed({ ...metadata, payload: row.payload })
+    }
+
+    const liveMetadata = (rows: ReadonlyArray<Row>): Array<SessionMetadata> => {
+      const found: Array<SessionMetadata> = []
+      for (const row of rows) {
+        const metadata = decodeMetadata(row)
+        if (typeof metadata !== "string") found.push(metadata)
+      }
+      return found
+    }
+
+    const repository: SessionRepositoryShape = {
+      backend,
+
+      get: (key) =>
+        sql<Row>`SELECT ${sql.literal(columns)} FROM ${t} WHERE session_key = ${key}`.pipe(
+          Effect.flatMap((rows) => (rows.length === 0 ? Effect.succeedNone : Effect.asSome(decodeRow(rows[0])))),
+          guard("get")
+        ),
+
+      insert: (record) => Effect.map(count("insert", dialect.insert(record).raw), (n) => n > 0),
+
+      update: (record, expectedVersion, now) =>
+        Effect.map(
+          count(
+            "update",
+            sql`UPDATE ${t} SET payload = ${record.payload}, expires_at = ${record.expiresAt}, version = ${record.version} WHERE session_key = ${record.key} AND version = ${expectedVersion} AND (expires_at IS NULL OR expires_at > ${now})`
+              .raw
+          ),
+          (n) => n > 0
+        ),
+
+      extend: (key, expiresAt, now) =>
+        Effect.map(
+          count(
+            "extend",
+            sql`UPDATE ${t} SET expires_at = ${expiresAt}, version = version + 1 WHERE session_key = ${key} AND expires_at > ${now} AND expires_at < ${expiresAt}`
+              .raw
+          ),
+          (n) => n > 0
+        ),
+
+      remove: (key, expectedVersion) =>
+        Effect.map(
+          count(
+            "remove",
+            expectedVersion === undefined
+              ? sql`DELETE FROM ${t} WHERE session_key = ${key}`.raw
+              : sql`DELETE FROM ${t} WHERE session_key = ${key} AND version = ${expectedVersion}`.raw
+          ),
+          (n) => n > 0
+        ),
+
+      listByUser: (userId, now) =>
+        sql<Row>`SELECT ${sql.literal(metadataColumns)} FROM ${t} WHERE user_id = ${userId} AND (expires_at IS NULL OR expires_at > ${now})`.pipe(
+          Effect.map(liveMetadata),
+          guard("listByUser")
+        ),
+
+      removeByUser: (userId, now) =>
+        Effect.zipLeft(
+          count(
+            "removeByUser",
+            sql`DELETE FROM ${t} WHERE user_id = ${userId} AND (expires_at IS NULL OR expires_at > ${now})`.raw
+          ),
+          count("removeByUser", sql`DELETE FROM ${t} WHERE user_id = ${userId}`.raw)
+        ),
+
+      removeExpired: (now, limit) =>
+        count("removeExpired", dialect.removeExpired(now, Math.max(1, Math.floor(limit))).raw),
+
+      clear: Effect.asVoid(count("clear", sql`DELETE FROM ${t}`.raw))
+    }
+    return repository
+  })
+
+/**
+ * The repository as a layer; needs a `SqlClient` (SQLite, PostgreSQL or MySQL).
+ *
+ * @since 0.1.0
+ */
+export const layer = (
+  options: Options
+): Layer.Layer<SessionRepository, SessionConfigError | StoreUnavailable, SqlClient.SqlClient> =>
+  Layer.effect(SessionRepository, make(options))

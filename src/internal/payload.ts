@@ -1,0 +1,76 @@
+/** @internal */
+import { Either, ParseResult, Schema } from "effect"
+import { PayloadTooLarge, SessionDecodeError, SessionEncodeError } from "../SessionError.js"
+
+/** @internal */
+export type ExcessPropertyPolicy = "ignore" | "error" | "preserve"
+
+class NonFiniteNumber extends Error {}
+
+const rejectNonFinite = (_key: string, value: unknown) => {
+  if (typeof value === "number" && !Number.isFinite(value)) {
+    throw new NonFiniteNumber(`${value} has no JSON form`)
+  }
+  return value
+}
+
+/** @internal */
+export interface PayloadCodec<A> {
+  readonly encode: (payload: A) => Either.Either<string, PayloadTooLarge | SessionEncodeError>
+  readonly decode: (json: string, handle: string) => Either.Either<A, SessionDecodeError>
+}
+
+/**
+ * Schema encode, then JSON text, bounded in UTF-8 bytes; decode is the reverse.
+ *
+ * @internal
+ */
+export const makeCodec = <A, I>(
+  schema: Schema.Schema<A, I, never>,
+  maxBytes: number,
+  onExcessProperty: ExcessPropertyPolicy
+): PayloadCodec<A> => {
+  const options = { onExcessProperty, errors: "first" } as const
+  const encodeSchema = Schema.encodeEither(schema, options)
+  const decodeSchema = Schema.decodeUnknownEither(schema, options)
+
+  const encode = (payload: A): Either.Either<string, PayloadTooLarge | SessionEncodeError> => {
+    const encoded = encodeSchema(payload)
+    if (Either.isLeft(encoded)) {
+      const reason = ParseResult.TreeFormatter.formatErrorSync(encoded.left)
+      return Either.left(new SessionEncodeError({ reason, cause: encoded.left }))
+    }
+    let json: string | undefined
+    try {
+      json = JSON.stringify(encoded.right, rejectNonFinite)
+    } catch (cause) {
+      const reason = cause instanceof NonFiniteNumber ? cause.message : "not serialisable as JSON"
+      return Either.left(new SessionEncodeError({ reason, cause }))
+    }
+    if (json === undefined) {
+      return Either.left(new SessionEncodeError({ reason: "encoded to nothing" }))
+    }
+    const size = json.length <= maxBytes / 3 ? json.length : Buffer.byteLength(json, "utf8")
+    return size > maxBytes ? Either.left(new PayloadTooLarge({ size, limit: maxBytes })) : Either.right(json)
+  }
+
+  const decode = (json: string, handle: string): Either.Either<A, SessionDecodeError> => {
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(json)
+    } catch (cause) {
+      return Either.left(new SessionDecodeError({ handle, reason: "stored payload is not JSON", cause }))
+    }
+    return Either.mapLeft(
+      decodeSchema(parsed),
+      (error) =>
+        new SessionDecodeError({
+          handle,
+          reason: ParseResult.TreeFormatter.formatErrorSync(error),
+          cause: error
+        })
+    )
+  }
+
+  return { encode, decode }
+}
