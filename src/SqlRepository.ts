@@ -146,6 +146,8 @@ const decodeMetadata = (row: Row): SessionMetadata | string => {
   return { key, userId, createdAt, expiresAt, version }
 }
 
+const isDuplicateKey = (error: SqlError): boolean => (error.cause as { errno?: unknown } | null)?.errno === 1062
+
 /**
  * Counts the rows a write touched from a driver's raw result: better-sqlite3
  * `changes`, node-postgres `rowCount`, mysql2 `affectedRows`.
@@ -184,19 +186,26 @@ export const make = (
     const dialect = sql.onDialectOrElse({
       mysql: () => ({
         insert: (record: SessionRecord) =>
-          sql`INSERT INTO ${t} (${sql.literal(columns)}) VALUES (${record.key}, ${record.userId}, ${record.createdAt}, ${record.expiresAt}, ${record.version}, ${record.payload}) ON DUPLICATE KEY UPDATE session_key = session_key`,
+          Effect.catchIf(
+            sql`INSERT INTO ${t} (${sql.literal(columns)}) VALUES (${record.key}, ${record.userId}, ${record.createdAt}, ${record.expiresAt}, ${record.version}, ${record.payload})`
+              .raw,
+            isDuplicateKey,
+            () => Effect.succeed({ affectedRows: 0 })
+          ),
         removeExpired: (now: number, limit: number) =>
           sql`DELETE FROM ${t} WHERE expires_at <= ${now} ORDER BY expires_at LIMIT ${sql.literal(String(limit))}`
       }),
       pg: () => ({
         insert: (record: SessionRecord) =>
-          sql`INSERT INTO ${t} (${sql.literal(columns)}) VALUES (${record.key}, ${record.userId}, ${record.createdAt}, ${record.expiresAt}, ${record.version}, ${record.payload}) ON CONFLICT (session_key) DO NOTHING`,
+          sql`INSERT INTO ${t} (${sql.literal(columns)}) VALUES (${record.key}, ${record.userId}, ${record.createdAt}, ${record.expiresAt}, ${record.version}, ${record.payload}) ON CONFLICT (session_key) DO NOTHING`
+            .raw,
         removeExpired: (now: number, limit: number) =>
           sql`DELETE FROM ${t} WHERE session_key IN (SELECT session_key FROM ${t} WHERE expires_at <= ${now} LIMIT ${sql.literal(String(limit))} FOR UPDATE SKIP LOCKED)`
       }),
       orElse: () => ({
         insert: (record: SessionRecord) =>
-          sql`INSERT INTO ${t} (${sql.literal(columns)}) VALUES (${record.key}, ${record.userId}, ${record.createdAt}, ${record.expiresAt}, ${record.version}, ${record.payload}) ON CONFLICT (session_key) DO NOTHING`,
+          sql`INSERT INTO ${t} (${sql.literal(columns)}) VALUES (${record.key}, ${record.userId}, ${record.createdAt}, ${record.expiresAt}, ${record.version}, ${record.payload}) ON CONFLICT (session_key) DO NOTHING`
+            .raw,
         removeExpired: (now: number, limit: number) =>
           sql`DELETE FROM ${t} WHERE rowid IN (SELECT rowid FROM ${t} WHERE expires_at <= ${now} LIMIT ${sql.literal(String(limit))})`
       })
@@ -253,7 +262,7 @@ export const make = (
           guard("get")
         ),
 
-      insert: (record) => Effect.map(count("insert", dialect.insert(record).raw), (n) => n > 0),
+      insert: (record) => Effect.map(count("insert", dialect.insert(record)), (n) => n > 0),
 
       update: (record, expectedVersion, now) =>
         Effect.map(

@@ -1,0 +1,10 @@
+import { conformance } from "./conformance/suite.js"
+import { mysqlLayer, scopedRepository, skipMysql } from "./helpers/sql.js"
+
+conformance({
+  name: "mariadb",
+  skip: skipMysql,
+  backend: mysqlLayer(),
+  repository: () => scopedRepository("my"),
+  timeout: 60_000
+})
