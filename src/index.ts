@@ -3,6 +3,7 @@
  *
  * @since 0.1.0
  */
+export * as DynamoRepository from "./DynamoRepository.js"
 export * as ExpirationPolicy from "./ExpirationPolicy.js"
 export * as MemoryRepository from "./MemoryRepository.js"
 export * as Session from "./Session.js"
