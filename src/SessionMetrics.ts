@@ -46,3 +46,61 @@ export const sweepDuration = Metric.histogram(
   MetricBoundaries.exponential({ start: 1, factor: 2, count: 16 }),
   "Duration of sweep runs in milliseconds"
 )
+
+/**
+ * What a store operation ended with; the values of the `outcome` tag.
+ *
+ * @since 0.1.0
+ */
+export type Outcome =
+  | "ok"
+  | "found"
+  | "missing"
+  | "expired"
+  | "malformed"
+  | "skipped"
+  | "conflict"
+  | "rejected"
+  | "error"
+  | "interrupted"
+
+/**
+ * Store operations that ended, tagged `backend`, `operation` and `outcome`.
+ *
+ * @since 0.1.0
+ */
+export const storeOperations = Metric.counter("effect_session_operations_total", {
+  description: "Store operations by name and outcome",
+  incremental: true
+})
+
+/**
+ * UTF-8 bytes of each payload written by create, save, update and regenerate, tagged `backend`.
+ *
+ * @since 0.1.0
+ */
+export const payloadBytes = Metric.histogram(
+  "effect_session_payload_bytes",
+  MetricBoundaries.exponential({ start: 64, factor: 2, count: 12 }),
+  "UTF-8 bytes of session payloads written"
+)
+
+/**
+ * The outcome of a failed operation, from the tag of its error.
+ *
+ * @since 0.1.0
+ */
+export const outcomeOfError = (error: unknown): Outcome => {
+  switch ((error as { _tag?: unknown } | null)?._tag) {
+    case "VersionConflict":
+      return "conflict"
+    case "SessionNotFound":
+      return "missing"
+    case "PayloadTooLarge":
+    case "SessionEncodeError":
+    case "InvalidUserId":
+      return "rejected"
+    default:
+      return "error"
+  }
+}

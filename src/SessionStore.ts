@@ -4,7 +4,20 @@
  *
  * @since 0.1.0
  */
-import { Clock, type Context, Effect, Either, Layer, Option, Redacted, Schedule, type Schema } from "effect"
+import {
+  Cause,
+  Clock,
+  type Context,
+  Effect,
+  Either,
+  Exit,
+  Layer,
+  Metric,
+  Option,
+  Redacted,
+  Schedule,
+  type Schema
+} from "effect"
 import * as ExpirationPolicy from "./ExpirationPolicy.js"
 import { type ExcessPropertyPolicy, makeCodec } from "./internal/payload.js"
 import { isExpiredAt, parseUserId, type Session, type SessionInfo, type UserId } from "./Session.js"
@@ -18,6 +31,7 @@ import {
   TokenCollision,
   VersionConflict
 } from "./SessionError.js"
+import * as SessionMetrics from "./SessionMetrics.js"
 import { type SessionRecord, SessionRepository } from "./SessionRepository.js"
 import * as SessionToken from "./SessionToken.js"
 
@@ -171,10 +185,54 @@ export const make = <A, I>(
     const codec = makeCodec(options.schema, maxBytes, options.onExcessProperty ?? "ignore")
     const spanAttributes = { "session.backend": repository.backend }
 
+    const counters = new Map<string, Metric.Metric.Counter<number>>()
+    const bytesWritten = Metric.tagged(SessionMetrics.payloadBytes, "backend", repository.backend)
+
+    const counter = (operation: string, outcome: SessionMetrics.Outcome) => {
+      const id = `${operation}/${outcome}`
+      let metric = counters.get(id)
+      if (metric === undefined) {
+        metric = SessionMetrics.storeOperations.pipe(
+          Metric.tagged("backend", repository.backend),
+          Metric.tagged("operation", operation),
+          Metric.tagged("outcome", outcome)
+        )
+        counters.set(id, metric)
+      }
+      return metric
+    }
+
+    const outcomeOfExit = <X, E>(exit: Exit.Exit<X, E>, onSuccess: (value: X) => SessionMetrics.Outcome) => {
+      if (Exit.isSuccess(exit)) return onSuccess(exit.value)
+      if (Cause.isInterruptedOnly(exit.cause)) return "interrupted"
+      return Option.match(Cause.failureOption(exit.cause), {
+        onNone: (): SessionMetrics.Outcome => "error",
+        onSome: SessionMetrics.outcomeOfError
+      })
+    }
+
     const traced =
-      (name: string) =>
-      <X, E, R>(effect: Effect.Effect<X, E, R>): Effect.Effect<X, E, R> =>
-        Effect.withSpan(effect, `session.${name}`, { captureStackTrace: false, attributes: spanAttributes })
+      (name: string, handle?: string) =>
+      <X, E, R>(
+        effect: Effect.Effect<X, E, R>,
+        outcomeOf: (value: X) => SessionMetrics.Outcome = succeeded
+      ): Effect.Effect<X, E, R> =>
+        Effect.withSpan(
+          Effect.onExit(effect, (exit) => {
+            const outcome = outcomeOfExit(exit, outcomeOf)
+            return Effect.zipRight(
+              Effect.annotateCurrentSpan("session.outcome", outcome),
+              Metric.increment(counter(name, outcome))
+            )
+          }),
+          `session.${name}`,
+          {
+            captureStackTrace: false,
+            attributes: handle === undefined ? spanAttributes : { ...spanAttributes, "session.handle": handle }
+          }
+        )
+
+    const wrote = (payload: string) => Metric.update(bytesWritten, Buffer.byteLength(payload, "utf8"))
 
     const encode = (payload: A) => Either.match(codec.encode(payload), { onLeft: Effect.fail, onRight: Effect.succeed })
 
@@ -216,28 +274,32 @@ export const make = <A, I>(
         )
       )
 
-    const restore = (input: TokenInput) =>
+    const lookup = (input: TokenInput): Effect.Effect<Lookup<A>, RepositoryError> =>
       Effect.gen(function* () {
         const token = typeof input === "string" ? input : Redacted.value(input)
         if (!SessionToken.isWellFormed(token)) {
-          return Option.none()
+          return { outcome: "malformed" } as const
         }
         const key = SessionToken.keyOf(token)
+        const handle = SessionToken.handleOf(key)
+        yield* Effect.annotateCurrentSpan("session.handle", handle)
         const stored = yield* repository.get(key)
         if (Option.isNone(stored)) {
-          return Option.none()
+          return { outcome: "missing" } as const
         }
         const now = yield* Clock.currentTimeMillis
         if (isExpiredAt(stored.value.expiresAt, now)) {
-          return Option.none()
+          return { outcome: "expired" } as const
         }
-        const payload = codec.decode(stored.value.payload, SessionToken.handleOf(key))
+        const payload = codec.decode(stored.value.payload, handle)
         if (Either.isLeft(payload)) {
           return yield* payload.left
         }
         const redacted = typeof input === "string" ? Redacted.make(input) : input
-        return Option.some(toSession(redacted, stored.value, payload.right))
+        return { outcome: "found", session: toSession(redacted, stored.value, payload.right) } as const
       })
+
+    const restore = (input: TokenInput) => Effect.map(lookup(input), toOption)
 
     const save = (session: Session<A>) =>
       Effect.gen(function* () {
@@ -252,6 +314,7 @@ export const make = <A, I>(
           payload
         }
         if (yield* repository.update(record, session.version, now)) {
+          yield* wrote(payload)
           return { ...session, version: record.version }
         }
         return yield* explainFailedWrite(session, now)
@@ -307,6 +370,7 @@ export const make = <A, I>(
           yield* repository.remove(fresh.record.key)
           return yield* explainFailedWrite(session, now)
         }
+        yield* wrote(payload)
         return toSession(fresh.token, fresh.record, session.payload)
       })
 
@@ -325,24 +389,32 @@ export const make = <A, I>(
             version: 1,
             payload: encoded
           })
+          yield* wrote(encoded)
           return toSession(fresh.token, fresh.record, payload)
         }).pipe(traced("create")),
 
-      restore: (token) => traced("restore")(restore(token)),
+      restore: (token) => Effect.map(traced("restore")(lookup(token), outcomeOfLookup), toOption),
 
-      save: (session) => traced("save")(save(session)),
+      save: (session) => traced("save", session.handle)(save(session)),
 
-      renew: (session) => traced("touch")(renew(session)),
+      renew: (session) => traced("touch", session.handle)(renew(session), renewedOrSkipped),
 
-      touch: (session) => traced("touch")(Effect.map(renew(session), Option.isSome)),
+      touch: (session) => traced("touch", session.handle)(Effect.map(renew(session), Option.isSome), writtenOrSkipped),
 
       update: (token, f, updateOptions) => traced("update")(update(token, f, updateOptions)),
 
       delete: (input) =>
         Effect.suspend(() => {
           const token = typeof input === "string" ? input : Redacted.value(input)
-          return SessionToken.isWellFormed(token) ? repository.remove(SessionToken.keyOf(token)) : Effect.succeed(false)
-        }).pipe(traced("delete")),
+          if (!SessionToken.isWellFormed(token)) {
+            return Effect.succeed(false)
+          }
+          const key = SessionToken.keyOf(token)
+          return Effect.zipRight(
+            Effect.annotateCurrentSpan("session.handle", SessionToken.handleOf(key)),
+            repository.remove(key)
+          )
+        }).pipe((effect) => traced("delete")(effect, removedOrMissing)),
 
       revoke: (userId, handle) =>
         Effect.gen(function* () {
@@ -351,7 +423,7 @@ export const make = <A, I>(
           const sessions = yield* repository.listByUser(user, now)
           const target = sessions.find((metadata) => SessionToken.handleOf(metadata.key) === handle)
           return target === undefined ? false : yield* repository.remove(target.key)
-        }).pipe(traced("revoke")),
+        }).pipe((effect) => traced("revoke", handle)(effect, removedOrMissing)),
 
       deleteByUser: (userId) =>
         Effect.gen(function* () {
@@ -384,6 +456,24 @@ export const make = <A, I>(
     }
     return store
   })
+
+type Lookup<A> =
+  | { readonly outcome: "found"; readonly session: Session<A> }
+  | { readonly outcome: "missing" | "expired" | "malformed" }
+
+const toOption = <A>(found: Lookup<A>): Option.Option<Session<A>> =>
+  found.outcome === "found" ? Option.some(found.session) : Option.none()
+
+const outcomeOfLookup = <A>(found: Lookup<A>): SessionMetrics.Outcome => found.outcome
+
+const succeeded = (): SessionMetrics.Outcome => "ok"
+
+const writtenOrSkipped = (written: boolean): SessionMetrics.Outcome => (written ? "ok" : "skipped")
+
+const renewedOrSkipped = <A>(renewed: Option.Option<A>): SessionMetrics.Outcome =>
+  Option.isSome(renewed) ? "ok" : "skipped"
+
+const removedOrMissing = (removed: boolean): SessionMetrics.Outcome => (removed ? "ok" : "missing")
 
 const handleOfInput = (token: TokenInput): string => {
   const value = typeof token === "string" ? token : Redacted.value(token)

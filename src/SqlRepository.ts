@@ -213,6 +213,8 @@ export const make = (
 
     const unavailable = (operation: string) => (cause: SqlError) => new StoreUnavailable({ backend, operation, cause })
 
+    const spanAttributes = { "session.backend": backend, "db.system.name": backend }
+
     const guard =
       (operation: string) =>
       <X, E>(effect: Effect.Effect<X, E | SqlError>): Effect.Effect<X, Exclude<E, SqlError> | StoreUnavailable> =>
@@ -220,16 +222,15 @@ export const make = (
           effect,
           (error): error is SqlError => (error as { _tag?: unknown })._tag === "SqlError",
           (error) => Effect.fail(unavailable(operation)(error))
+        ).pipe(
+          Effect.withSpan(`session.repository.${operation}`, { captureStackTrace: false, attributes: spanAttributes })
         ) as Effect.Effect<X, Exclude<E, SqlError> | StoreUnavailable>
 
     const count = (operation: string, statement: Effect.Effect<unknown, SqlError>) =>
       statement.pipe(
         Effect.map(affectedRows),
         Effect.mapError(unavailable(operation)),
-        Effect.withSpan(`session.repository.${operation}`, {
-          captureStackTrace: false,
-          attributes: { "session.backend": backend }
-        })
+        Effect.withSpan(`session.repository.${operation}`, { captureStackTrace: false, attributes: spanAttributes })
       )
 
     const decodeRow = (row: Row): Effect.Effect<SessionRecord, SessionDecodeError> => {
