@@ -171,6 +171,17 @@ export class SweepError extends Schema.TaggedError<SweepError>("effect-session/S
 }
 
 /**
+ * A request needs a session and carries none that is live; the HTTP layer answers 401.
+ *
+ * @since 0.1.0
+ */
+export class NoSession extends Schema.TaggedError<NoSession>("effect-session/NoSession")("NoSession", {}) {
+  override get message(): string {
+    return "this request carries no live session"
+  }
+}
+
+/**
  * What a repository operation can fail with.
  *
  * @since 0.1.0

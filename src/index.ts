@@ -5,6 +5,7 @@
  */
 export * as DynamoRepository from "./DynamoRepository.js"
 export * as ExpirationPolicy from "./ExpirationPolicy.js"
+export * as HttpSession from "./HttpSession.js"
 export * as MemoryRepository from "./MemoryRepository.js"
 export * as Session from "./Session.js"
 export * as SessionError from "./SessionError.js"
