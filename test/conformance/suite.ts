@@ -165,7 +165,8 @@ export const conformance = <X>(target: ConformanceTarget<X>) =>
 
           assert.strictEqual(afterCreate.expiresAt, ExpirationPolicy.initialExpiry(policy, T0))
           assert.strictEqual(afterSave.expiresAt, afterCreate.expiresAt)
-          const expectedTouch = name === "absolute" ? T0 + 10 * MINUTE : name === "sliding" ? T0 + 16 * MINUTE : T0 + 15 * MINUTE
+          const expectedTouch =
+            name === "absolute" ? T0 + 10 * MINUTE : name === "sliding" ? T0 + 16 * MINUTE : T0 + 15 * MINUTE
           assert.strictEqual(afterTouch.expiresAt, expectedTouch)
         }))
 
@@ -279,7 +280,10 @@ export const conformance = <X>(target: ConformanceTarget<X>) =>
           yield* advance(2 * MINUTE)
           const renewed = yield* store.renew(session)
 
-          assert.deepStrictEqual(Option.flatMap(renewed, (s) => s.expiresAt), Option.some(T0 + 16 * MINUTE))
+          assert.deepStrictEqual(
+            Option.flatMap(renewed, (s) => s.expiresAt),
+            Option.some(T0 + 16 * MINUTE)
+          )
         }))
 
       test("touch of a deleted session never brings it back", () =>
