@@ -64,6 +64,24 @@ export const makeApp = (options: { readonly secureCookie: boolean }) => {
   const Http = HttpSession.make(Sessions, { cookie: { secure: options.secureCookie } })
 
   const router = HttpRouter.empty.pipe(
+    HttpRouter.get(
+      "/",
+      Effect.flatMap(Http.current, (session) =>
+        HttpServerResponse.json({
+          user: Option.getOrNull(Option.flatMap(session, (s) => s.userId)),
+          routes: [
+            "POST /login",
+            "GET /me",
+            "GET /cart",
+            "POST /cart",
+            "POST /regenerate",
+            "GET /sessions",
+            "DELETE /sessions/:handle",
+            "POST /logout"
+          ]
+        })
+      )
+    ),
     HttpRouter.post(
       "/login",
       Effect.gen(function* () {
