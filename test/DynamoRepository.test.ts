@@ -1,3 +1,5 @@
+import { createServer } from "node:http"
+import type { AddressInfo } from "node:net"
 import {
   CreateTableCommand,
   DeleteTableCommand,
@@ -7,7 +9,7 @@ import {
   PutItemCommand
 } from "@aws-sdk/client-dynamodb"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Either, Layer, Option, Redacted } from "effect"
+import { Effect, Either, Fiber, Layer, Option, Redacted } from "effect"
 import { afterAll, beforeAll } from "vitest"
 import * as DynamoRepository from "../src/DynamoRepository.js"
 import * as ExpirationPolicy from "../src/ExpirationPolicy.js"
@@ -467,5 +469,45 @@ describe("DynamoRepository", () => {
 
       assert.strictEqual(error._tag, "StoreUnavailable")
     })
+  )
+
+  it.live("interrupting an operation aborts its HTTP request", () =>
+    Effect.gen(function* () {
+      let arrived!: () => void
+      let aborted!: () => void
+      const requestArrived = new Promise<void>((done) => (arrived = done))
+      const requestAborted = new Promise<void>((done) => (aborted = done))
+      const proxy = createServer((request, response) => {
+        if (String(request.headers["x-amz-target"]).endsWith("DescribeTable")) {
+          const body: Array<Buffer> = []
+          request.on("data", (part: Buffer) => body.push(part))
+          request.on("end", async () => {
+            const headers = Object.fromEntries(
+              Object.entries(request.headers).filter(([name]) => name !== "host" && name !== "connection")
+            ) as Record<string, string>
+            const upstream = await fetch(server.endpoint, { method: "POST", headers, body: Buffer.concat(body) })
+            response.writeHead(upstream.status, { "content-type": "application/x-amz-json-1.0" })
+            response.end(await upstream.text())
+          })
+          return
+        }
+        response.on("close", () => aborted())
+        arrived()
+      })
+      yield* Effect.acquireRelease(
+        Effect.promise(() => new Promise<void>((done) => proxy.listen(0, "127.0.0.1", done))),
+        () => Effect.sync(() => proxy.closeAllConnections()).pipe(Effect.andThen(Effect.sync(() => proxy.close())))
+      )
+      const endpoint = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`
+      const repository = yield* DynamoRepository.make({ table: TABLE }).pipe(
+        Effect.provide(DynamoRepository.layerClient(clientConfig(endpoint)))
+      )
+
+      const fiber = yield* Effect.fork(repository.get("0".repeat(64)))
+      yield* Effect.promise(() => requestArrived)
+      yield* Fiber.interrupt(fiber)
+
+      yield* Effect.promise(() => requestAborted)
+    }).pipe(Effect.scoped)
   )
 })
