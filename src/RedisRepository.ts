@@ -401,10 +401,25 @@ const connect = (client: Redis) =>
     catch: (cause) => new StoreUnavailable({ backend: BACKEND, operation: "connect", cause })
   }).pipe(Effect.tapError(() => Effect.sync(() => client.disconnect())))
 
-const close = (client: Redis) =>
-  client.status === "ready"
-    ? Effect.promise(() => client.quit().catch(() => client.disconnect()))
-    : Effect.sync(() => client.disconnect())
+const close = (client: Redis): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    if (client.status === "end" || client.status === "wait" || client.status === "reconnecting") {
+      client.disconnect()
+      return resume(Effect.void)
+    }
+    const done = () => {
+      client.off("close", done)
+      client.off("end", done)
+      resume(Effect.void)
+    }
+    client.once("close", done)
+    client.once("end", done)
+    if (client.status === "ready") {
+      client.quit().catch(() => client.disconnect())
+    } else {
+      client.disconnect()
+    }
+  })
 
 const watch = (client: Redis) =>
   Effect.gen(function* () {
