@@ -138,7 +138,7 @@ export const make: Effect.Effect<SessionRepositoryShape> = Effect.sync(() => {
       Effect.sync(() => {
         const stored = records.get(key)
         if (stored === undefined || !isLive(stored, now)) return false
-        if (stored.expiresAt !== null && stored.expiresAt >= expiresAt) return false
+        if (stored.expiresAt === null || stored.expiresAt >= expiresAt) return false
         write({ ...stored, expiresAt, version: stored.version + 1 }, stored)
         return true
       }),

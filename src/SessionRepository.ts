@@ -59,8 +59,8 @@ export interface SessionRepositoryShape {
 
   /**
    * Moves the expiry of a record live at `now` to `expiresAt` and bumps its
-   * version, only when `expiresAt` is later than the stored one; false otherwise.
-   * The payload is not written.
+   * version, only when `expiresAt` is later than the stored one; false otherwise,
+   * and false for a record that never expires. The payload is not written.
    */
   readonly extend: (key: string, expiresAt: number, now: number) => Effect.Effect<boolean, RepositoryError>
 
