@@ -1,5 +1,5 @@
 import { conformance } from "./conformance/suite.js"
-import { mysqlLayer, scopedRepository, skipMysql } from "./helpers/sql.js"
+import { largePayloadSuite, mysqlLayer, scopedRepository, skipMysql } from "./helpers/sql.js"
 
 conformance({
   name: "mariadb",
@@ -8,3 +8,5 @@ conformance({
   repository: () => scopedRepository("my"),
   timeout: 60_000
 })
+
+largePayloadSuite("mariadb", skipMysql, () => mysqlLayer())

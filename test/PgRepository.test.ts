@@ -1,5 +1,5 @@
 import { conformance } from "./conformance/suite.js"
-import { pgLayer, scopedRepository, skipPg } from "./helpers/sql.js"
+import { largePayloadSuite, pgLayer, scopedRepository, skipPg } from "./helpers/sql.js"
 
 conformance({
   name: "postgresql",
@@ -8,3 +8,5 @@ conformance({
   repository: () => scopedRepository("pg"),
   timeout: 60_000
 })
+
+largePayloadSuite("postgresql", skipPg, () => pgLayer())

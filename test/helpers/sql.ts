@@ -7,9 +7,13 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import { MysqlClient } from "@effect/sql-mysql2"
 import { PgClient } from "@effect/sql-pg"
-import { Effect, Layer, Redacted } from "effect"
-import type { SessionRepository } from "../../src/SessionRepository.js"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Layer, Option, Redacted, TestClock } from "effect"
+import * as ExpirationPolicy from "../../src/ExpirationPolicy.js"
+import { SessionRepository } from "../../src/SessionRepository.js"
+import * as SessionStore from "../../src/SessionStore.js"
 import * as SqlRepository from "../../src/SqlRepository.js"
+import { Payload, payload, T0 } from "../conformance/fixtures.js"
 
 export const pgUrl = process.env.EFFECT_SESSION_PG_URL
 export const mysqlUrl = process.env.EFFECT_SESSION_MYSQL_URL
@@ -48,3 +52,35 @@ export const scopedRepository = (
     Layer.scopedDiscard(Effect.addFinalizer(() => dropTables(table)))
   )
 }
+
+/** Payloads over 1 MB of multi-byte text round-trip through create, save and restore. */
+export const largePayloadSuite = (
+  name: string,
+  skip: string | undefined,
+  client: () => Layer.Layer<SqlClient.SqlClient, unknown>
+) =>
+  describe.skipIf(skip !== undefined)(`${name}: large payloads`, () => {
+    it.effect("1.5 MB of multi-byte text round-trips through create, save and restore", () =>
+      Effect.gen(function* () {
+        yield* TestClock.setTime(T0)
+        const repository = yield* SessionRepository
+        const store = yield* SessionStore.make({
+          schema: Payload,
+          policy: ExpirationPolicy.sliding("1 hour"),
+          maxPayloadBytes: 4_000_000
+        })
+        const first = "é😀a".repeat(200_000)
+        const second = "ü€z".repeat(250_000)
+
+        const session = yield* store.create(payload({ note: first }))
+        const created = Option.getOrThrow(yield* store.restore(session.token))
+        yield* store.save({ ...created, payload: { ...created.payload, note: second } })
+        const saved = Option.getOrThrow(yield* store.restore(session.token))
+        const raw = Option.getOrThrow(yield* repository.get(session.key))
+
+        assert.strictEqual(created.payload.note, first)
+        assert.strictEqual(saved.payload.note, second)
+        assert.isAbove(Buffer.byteLength(raw.payload, "utf8"), 1_500_000)
+      }).pipe(Effect.scoped, Effect.provide(Layer.provideMerge(scopedRepository("big"), client())))
+    )
+  })
