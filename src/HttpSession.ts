@@ -11,7 +11,7 @@ import * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpServerError from "@effect/platform/HttpServerError"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import { Clock, Context, Duration, Effect, Either, Option, Redacted } from "effect"
+import { Cause, Clock, Context, Duration, Effect, Either, Option, Redacted } from "effect"
 import type { Session, SessionInfo, UserId } from "./Session.js"
 import {
   InvalidUserId,
@@ -217,9 +217,9 @@ export const errorResponse = (error: HttpSessionError): Effect.Effect<HttpServer
     case "InvalidUserId":
       return respond(400)
     case "StoreUnavailable":
-      return Effect.zipRight(Effect.logError("session store unavailable", error), respond(503))
+      return Effect.zipRight(Effect.logError("session store unavailable", Cause.fail(error)), respond(503))
     default:
-      return Effect.zipRight(Effect.logError("session operation failed", error), respond(500))
+      return Effect.zipRight(Effect.logError("session operation failed", Cause.fail(error)), respond(500))
   }
 }
 
@@ -261,6 +261,7 @@ export const make = <Id, A>(storeTag: Context.Tag<Id, SessionStore<A>>, options:
   const tag = Context.GenericTag<Current<Id>, HttpSession<A>>(`effect-session/HttpSession/${storeTag.key}`)
   const resolved = resolveCookie(options.cookie)
   const onError = options.onError ?? errorResponse
+  const respond = (error: HttpSessionError) => Effect.annotateLogs(onError(error), annotations)
   const validate = Either.match(resolved, { onLeft: Effect.fail, onRight: () => Effect.void })
   const cookieName = Either.match(resolved, { onLeft: () => options.cookie?.name ?? "session", onRight: (c) => c.name })
 
@@ -391,7 +392,10 @@ export const make = <Id, A>(storeTag: Context.Tag<Id, SessionStore<A>>, options:
         Effect.catchIf(
           (error): error is SessionDecodeError => error instanceof SessionDecodeError,
           (error) =>
-            Effect.as(Effect.logWarning("stored session does not decode; served without it", error), Option.none())
+            Effect.as(
+              Effect.logWarning("stored session does not decode; served without it", Cause.fail(error)),
+              Option.none()
+            )
         )
       )
       if (Option.isNone(restored)) {
@@ -401,7 +405,7 @@ export const make = <Id, A>(storeTag: Context.Tag<Id, SessionStore<A>>, options:
       const renewed = yield* store.renew(restored.value)
       state.session = Option.orElse(renewed, () => restored)
       state.cookie = Option.isSome(renewed) ? "set" : "keep"
-    })
+    }).pipe(Effect.annotateLogs(annotations))
 
   const middleware = <E, R>(
     app: HttpApp.Default<E, R>
@@ -409,7 +413,12 @@ export const make = <Id, A>(storeTag: Context.Tag<Id, SessionStore<A>>, options:
     Effect.gen(function* () {
       const cookie = yield* Either.match(resolved, {
         onLeft: (error) =>
-          Effect.zipRight(Effect.logError("session middleware misconfigured", error), Effect.fail(error)),
+          Effect.zipRight(
+            Effect.logError("session middleware misconfigured", Cause.fail(error)).pipe(
+              Effect.annotateLogs(annotations)
+            ),
+            Effect.fail(error)
+          ),
         onRight: Effect.succeed
       })
       const request = yield* HttpServerRequest.HttpServerRequest
@@ -419,20 +428,17 @@ export const make = <Id, A>(storeTag: Context.Tag<Id, SessionStore<A>>, options:
 
       const restored = yield* Effect.either(restore(store, state, request.cookies[cookie.name]))
       if (Either.isLeft(restored)) {
-        return yield* onError(restored.left)
+        return yield* respond(restored.left)
       }
 
       return yield* app.pipe(
         Effect.provideService(tag, serviceFor(store, state)),
         Effect.catchAll(
           (error): Effect.Effect<HttpServerResponse.HttpServerResponse, Exclude<E, HttpSessionError>> =>
-            isSessionError(error) ? onError(error) : Effect.fail(error as Exclude<E, HttpSessionError>)
+            isSessionError(error) ? respond(error) : Effect.fail(error as Exclude<E, HttpSessionError>)
         )
       )
-    }).pipe(Effect.annotateLogs(annotations)) as HttpApp.Default<
-      Exclude<E, HttpSessionError> | SessionConfigError,
-      Exclude<R, Current<Id>> | Id
-    >
+    })
 
   return {
     tag,

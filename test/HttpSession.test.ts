@@ -1,6 +1,6 @@
 import { Cookies, HttpApp, HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Either, Layer, Logger, LogLevel, Option, Schema, TestClock } from "effect"
+import { Cause, Context, Effect, Either, Layer, Logger, LogLevel, Option, Schema, TestClock } from "effect"
 import * as ExpirationPolicy from "../src/ExpirationPolicy.js"
 import * as HttpSession from "../src/HttpSession.js"
 import * as MemoryRepository from "../src/MemoryRepository.js"
@@ -87,7 +87,7 @@ const tokenOf = (reply: Reply): string => {
 const makeLogs = () => {
   const entries: Array<{ level: string; text: string }> = []
   const logger = Logger.make(({ cause, logLevel, message }) => {
-    entries.push({ level: logLevel.label, text: `${JSON.stringify(message)} ${String(cause)}` })
+    entries.push({ level: logLevel.label, text: `${JSON.stringify(message)} ${Cause.pretty(cause)}` })
   })
   return { entries, layer: Layer.merge(Logger.add(logger), Logger.minimumLogLevel(LogLevel.All)) }
 }
