@@ -53,7 +53,7 @@ export const migrationsTable = (table: string): string => `${table}_migrations`
 
 const createTable = (table: string) =>
   Effect.gen(function* () {
-    const sql = yield* SqlClient.SqlClient
+    const sql = (yield* SqlClient.SqlClient).withoutTransforms()
     const t = sql(table)
     const userIndex = sql(`${table}_user_id_idx`)
     const expiryIndex = sql(`${table}_expires_at_idx`)
@@ -106,7 +106,7 @@ export const migrate = (
 ): Effect.Effect<void, SessionConfigError | StoreUnavailable, SqlClient.SqlClient> =>
   Effect.gen(function* () {
     yield* checkTable(table)
-    const sql = yield* SqlClient.SqlClient
+    const sql = (yield* SqlClient.SqlClient).withoutTransforms()
     const run = Migrator.make({})({
       table: migrationsTable(table),
       loader: Migrator.fromRecord({ "1_create_sessions": createTable(table) })
@@ -171,7 +171,7 @@ export const make = (
 ): Effect.Effect<SessionRepositoryShape, SessionConfigError | StoreUnavailable, SqlClient.SqlClient> =>
   Effect.gen(function* () {
     const table = yield* checkTable(options.table)
-    const sql = yield* SqlClient.SqlClient
+    const sql = (yield* SqlClient.SqlClient).withoutTransforms()
     if (options.migrate !== false) {
       yield* migrate(table)
     }

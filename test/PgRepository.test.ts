@@ -1,3 +1,4 @@
+import { String as Str } from "effect"
 import { conformance } from "./conformance/suite.js"
 import { largePayloadSuite, pgLayer, scopedRepository, skipPg } from "./helpers/sql.js"
 
@@ -10,3 +11,11 @@ conformance({
 })
 
 largePayloadSuite("postgresql", skipPg, () => pgLayer())
+
+conformance({
+  name: "postgresql with name transforms",
+  skip: skipPg,
+  backend: pgLayer(undefined, { transformQueryNames: Str.camelToSnake, transformResultNames: Str.snakeToCamel }),
+  repository: () => scopedRepository("pgt"),
+  timeout: 60_000
+})
