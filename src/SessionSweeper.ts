@@ -122,7 +122,7 @@ export const sweepOnce = (
       if (removed < batchSize) {
         return { swept, batches }
       }
-      yield* Effect.yieldNow()
+      yield* Effect.sleep(0)
     }
   })
 
