@@ -90,7 +90,7 @@ return 1
 const updateScript = script(`
 local f = redis.call('HMGET', KEYS[1], 'version', 'expires', 'user')
 if not f[1] or tonumber(f[1]) ~= tonumber(ARGV[2]) then return 0 end
-if f[2] and tonumber(f[2]) <= tonumber(ARGV[1]) then return 0 end
+if f[2] and (tonumber(f[2]) or 0) <= tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'payload', ARGV[4], 'version', ARGV[3])
 local member = ARGV[7] .. ':' .. (f[3] or '')
 if ARGV[5] == '' then
@@ -108,7 +108,7 @@ return 1
 const extendScript = script(`
 local f = redis.call('HMGET', KEYS[1], 'expires', 'user')
 if not f[1] then return 0 end
-local stored = tonumber(f[1])
+local stored = tonumber(f[1]) or 0
 if stored <= tonumber(ARGV[1]) or stored >= tonumber(ARGV[2]) then return 0 end
 redis.call('HSET', KEYS[1], 'expires', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'version', 1)
@@ -118,6 +118,12 @@ return 1
 `)
 
 const removeScript = script(`
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind ~= 'hash' then
+  if kind == 'none' or ARGV[2] ~= '' then return 0 end
+  redis.call('DEL', KEYS[1])
+  return 1
+end
 local f = redis.call('HMGET', KEYS[1], 'version', 'user')
 if not f[1] then return 0 end
 if ARGV[2] ~= '' and tonumber(f[1]) ~= tonumber(ARGV[2]) then return 0 end
@@ -131,8 +137,10 @@ const listByUserScript = script(`
 local now = tonumber(ARGV[1])
 local found = {}
 for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local f = redis.call('HMGET', ARGV[2] .. 'session:' .. key, 'created', 'expires', 'version', 'user')
-  if not f[3] or f[4] ~= ARGV[3] or (f[2] and tonumber(f[2]) <= now) then
+  local f = redis.pcall('HMGET', ARGV[2] .. 'session:' .. key, 'created', 'expires', 'version', 'user')
+  if f.err then
+    f = {}
+  elseif not f[3] or f[4] ~= ARGV[3] or (f[2] and (tonumber(f[2]) or 0) <= now) then
     redis.call('SREM', KEYS[1], key)
   else
     table.insert(found, { key, f[1] or '', f[2] or '', f[3] })
@@ -146,9 +154,11 @@ local now = tonumber(ARGV[1])
 local live = 0
 for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local record = ARGV[2] .. 'session:' .. key
-  local f = redis.call('HMGET', record, 'expires', 'user', 'version')
-  if f[3] and f[2] == ARGV[3] then
-    if not f[1] or tonumber(f[1]) > now then live = live + 1 end
+  local f = redis.pcall('HMGET', record, 'expires', 'user', 'version')
+  if f.err then
+    redis.call('DEL', record)
+  elseif f[3] and f[2] == ARGV[3] then
+    if not f[1] or (tonumber(f[1]) or 0) > now then live = live + 1 end
     redis.call('DEL', record)
     redis.call('ZREM', KEYS[2], key .. ':' .. ARGV[3])
   end
@@ -165,12 +175,13 @@ for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'L
   local key = string.sub(member, 1, split - 1)
   local user = string.sub(member, split + 1)
   local record = ARGV[3] .. 'session:' .. key
-  local f = redis.call('HMGET', record, 'expires', 'user', 'version')
+  local f = redis.pcall('HMGET', record, 'expires', 'user', 'version')
+  if f.err then f = { '0', false, '0' } end
   redis.call('ZREM', KEYS[1], member)
   if not f[3] then
     removed = removed + 1
     if user ~= '' then redis.call('SREM', ARGV[3] .. 'user:' .. user, key) end
-  elseif f[1] and tonumber(f[1]) <= now then
+  elseif f[1] and (tonumber(f[1]) or 0) <= now then
     removed = removed + 1
     redis.call('DEL', record)
     if f[2] then redis.call('SREM', ARGV[3] .. 'user:' .. f[2], key) end
@@ -198,6 +209,9 @@ const checkOptions = (options: Options) => {
 const globEscape = (text: string): string => text.replace(/[*?[\]\\]/g, (char) => `\\${char}`)
 
 const isNoScript = (error: unknown): boolean => error instanceof Error && error.message.startsWith("NOSCRIPT")
+
+const isWrongType = (error: StoreUnavailable | SessionDecodeError): boolean =>
+  error.cause instanceof Error && error.cause.message.startsWith("WRONGTYPE")
 
 const toInteger = (text: string | undefined): number | undefined => {
   if (text === undefined || !/^-?\d{1,16}$/.test(text)) return undefined
@@ -308,6 +322,9 @@ export const fromClient = (
 
       get: (key) =>
         call("get", () => client.hgetall(sessionKey(key))).pipe(
+          Effect.catchIf(isWrongType, () =>
+            Effect.succeed({ payload: undefined } as unknown as Record<string, string>)
+          ),
           Effect.flatMap((hash) => {
             if (Object.keys(hash).length === 0) return Effect.succeedNone
             const record = decodeHash(key, hash)
@@ -315,6 +332,9 @@ export const fromClient = (
               ? Effect.fail(new SessionDecodeError({ handle: handleOf(key), reason: record }))
               : Effect.succeedSome(record)
           }),
+          Effect.catchIf(isWrongType, () =>
+            Effect.fail(new SessionDecodeError({ handle: handleOf(key), reason: "record is not a hash" }))
+          ),
           (effect) => traced("get", effect)
         ),
 
@@ -429,6 +449,11 @@ const watch = (client: Redis) =>
         effect.pipe(Effect.annotateLogs({ package: "effect-session", module: "RedisRepository", backend: BACKEND }))
       )
     let reported = false
+    client.on("close", () => {
+      if (client.status !== "reconnecting" || reported) return
+      reported = true
+      log(Effect.logWarning("redis connection lost"))
+    })
     client.on("error", (error: unknown) => {
       log(
         reported

@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Either, Exit, Layer, Option, Queue, Redacted, Schedule, Scope } from "effect"
+import { Effect, Either, Exit, Layer, Logger, Option, Queue, Redacted, Schedule, Scope } from "effect"
 import { Redis } from "ioredis"
 import { vi } from "vitest"
 import * as ExpirationPolicy from "../src/ExpirationPolicy.js"
@@ -380,9 +380,13 @@ describe.skipIf(skipRedis !== undefined)("RedisRepository against a server that 
         assert.strictEqual((yield* store.listByUser("u1")).length, 1)
         yield* store.truncate
         yield* Scope.close(scope, Exit.void)
+        const logs = yield* Logs.CapturedLogs.entries
         assert.isFalse(consoleError.mock.calls.some((args) => String(args[0]).includes("ioredis")))
         consoleError.mockRestore()
-      }).pipe(Effect.scoped, Effect.provide(Logs.layer)),
+        assert.isTrue(logs.some((entry) => entry.level === "WARN" && entry.text.includes("redis connection lost")))
+        assert.isTrue(logs.some((entry) => entry.level === "INFO" && entry.text.includes("redis connection restored")))
+        assert.isTrue(logs.some((entry) => entry.level === "WARN" && entry.text.includes("sweep failed")))
+      }).pipe(Effect.scoped, Effect.provide(Layer.merge(Logs.layer, Logger.remove(Logger.defaultLogger)))),
     30_000
   )
 })
