@@ -322,9 +322,6 @@ export const fromClient = (
 
       get: (key) =>
         call("get", () => client.hgetall(sessionKey(key))).pipe(
-          Effect.catchIf(isWrongType, () =>
-            Effect.succeed({ payload: undefined } as unknown as Record<string, string>)
-          ),
           Effect.flatMap((hash) => {
             if (Object.keys(hash).length === 0) return Effect.succeedNone
             const record = decodeHash(key, hash)
