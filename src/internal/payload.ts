@@ -14,6 +14,9 @@ const rejectNonFinite = (_key: string, value: unknown) => {
   return value
 }
 
+const thrownReason = (cause: unknown): string =>
+  cause instanceof RangeError ? "nested too deeply for the schema" : "the schema threw"
+
 /** @internal */
 export interface PayloadCodec<A> {
   readonly encode: (payload: A) => Either.Either<string, PayloadTooLarge | SessionEncodeError>
@@ -35,7 +38,12 @@ export const makeCodec = <A, I>(
   const decodeSchema = Schema.decodeUnknownEither(schema, options)
 
   const encode = (payload: A): Either.Either<string, PayloadTooLarge | SessionEncodeError> => {
-    const encoded = encodeSchema(payload)
+    let encoded: ReturnType<typeof encodeSchema>
+    try {
+      encoded = encodeSchema(payload)
+    } catch (cause) {
+      return Either.left(new SessionEncodeError({ reason: thrownReason(cause), cause }))
+    }
     if (Either.isLeft(encoded)) {
       const reason = ParseResult.TreeFormatter.formatErrorSync(encoded.left)
       return Either.left(new SessionEncodeError({ reason, cause: encoded.left }))
@@ -61,8 +69,14 @@ export const makeCodec = <A, I>(
     } catch (cause) {
       return Either.left(new SessionDecodeError({ handle, reason: "stored payload is not JSON", cause }))
     }
+    let decoded: ReturnType<typeof decodeSchema>
+    try {
+      decoded = decodeSchema(parsed)
+    } catch (cause) {
+      return Either.left(new SessionDecodeError({ handle, reason: thrownReason(cause), cause }))
+    }
     return Either.mapLeft(
-      decodeSchema(parsed),
+      decoded,
       (error) =>
         new SessionDecodeError({
           handle,
