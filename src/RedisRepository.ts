@@ -10,7 +10,7 @@
  */
 import { createHash } from "node:crypto"
 import { Cause, Effect, Layer, Redacted, Runtime, type Scope } from "effect"
-import { Redis, type RedisOptions } from "ioredis"
+import type { Redis, RedisOptions } from "ioredis"
 import { SessionConfigError, SessionDecodeError, StoreUnavailable } from "./SessionError.js"
 import {
   type SessionMetadata,
@@ -66,6 +66,27 @@ export const defaultRedisOptions: RedisOptions = {
 const BACKEND = "redis"
 const DEFAULT_PREFIX = "effect-session:"
 const DEFAULT_URL = "redis://127.0.0.1:6379"
+
+/**
+ * The Redis key of a session record, for operators and tests.
+ *
+ * @since 0.1.0
+ */
+export const recordKey = (key: string, prefix: string = DEFAULT_PREFIX): string => `${prefix}session:${key}`
+
+/**
+ * The Redis key of a user's set of session keys.
+ *
+ * @since 0.1.0
+ */
+export const userSetKey = (userId: string, prefix: string = DEFAULT_PREFIX): string => `${prefix}user:${userId}`
+
+/**
+ * The Redis key of the sorted set of session keys by expiry.
+ *
+ * @since 0.1.0
+ */
+export const expiryIndexKey = (prefix: string = DEFAULT_PREFIX): string => `${prefix}expiry`
 
 interface Script {
   readonly lua: string
@@ -480,9 +501,13 @@ export const make = (
       return yield* new SessionConfigError({ option: "redis.keyPrefix", reason: "use the repository's prefix option" })
     }
     const url = Redacted.isRedacted(options.url) ? Redacted.value(options.url) : (options.url ?? DEFAULT_URL)
+    const driver = yield* Effect.tryPromise({
+      try: () => import("ioredis"),
+      catch: () => new SessionConfigError({ option: "ioredis", reason: "the ioredis package is not installed" })
+    })
     const client = yield* Effect.acquireRelease(
       Effect.suspend(() => {
-        const created = new Redis(url, { ...defaultRedisOptions, ...options.redis })
+        const created = new driver.Redis(url, { ...defaultRedisOptions, ...options.redis })
         return Effect.zipRight(watch(created), Effect.as(connect(created), created))
       }),
       close
@@ -507,24 +532,3 @@ export const layer = (
  */
 export const layerClient = (client: Redis, options: Options = {}): Layer.Layer<SessionRepository, SessionConfigError> =>
   Layer.effect(SessionRepository, fromClient(client, options))
-
-/**
- * The Redis key of a session record, for operators and tests.
- *
- * @since 0.1.0
- */
-export const recordKey = (key: string, prefix: string = DEFAULT_PREFIX): string => `${prefix}session:${key}`
-
-/**
- * The Redis key of a user's set of session keys.
- *
- * @since 0.1.0
- */
-export const userSetKey = (userId: string, prefix: string = DEFAULT_PREFIX): string => `${prefix}user:${userId}`
-
-/**
- * The Redis key of the sorted set of session keys by expiry.
- *
- * @since 0.1.0
- */
-export const expiryIndexKey = (prefix: string = DEFAULT_PREFIX): string => `${prefix}expiry`
