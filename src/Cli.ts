@@ -139,6 +139,7 @@ const isMissingTable = (error: unknown): boolean => {
 const requireTable = (sql: SqlClient.SqlClient, target: Target, table: string) =>
   sql`SELECT session_key FROM ${sql(table)} WHERE 1 = 0`.pipe(
     Effect.asVoid,
+    Effect.tapError((error) => Effect.logDebug("table check failed", Cause.fail(error))),
     Effect.mapError((error) =>
       isMissingTable(error)
         ? new SessionConfigError({
@@ -468,6 +469,6 @@ export const main = (argv: ReadonlyArray<string> = process.argv): void =>
   run(argv).pipe(
     Effect.provide(NodeContext.layer),
     Logger.withMinimumLogLevel(LogLevel.Warning),
-    Effect.provide(Logger.replace(Logger.defaultLogger, Logger.withConsoleError(Logger.logfmtLogger))),
-    NodeRuntime.runMain({ disableErrorReporting: true })
+    Effect.provide(Logger.replace(Logger.defaultLogger, Logger.prettyLogger({ stderr: true }))),
+    NodeRuntime.runMain({ disableErrorReporting: true, disablePrettyLogger: true })
   )
