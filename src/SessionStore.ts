@@ -366,7 +366,22 @@ export const make = <A, I>(
           version: 1,
           payload
         })
-        if (!(yield* repository.remove(session.key, session.version))) {
+        const removed = yield* repository
+          .remove(session.key, session.version)
+          .pipe(
+            Effect.tapError(() =>
+              repository
+                .remove(fresh.record.key)
+                .pipe(
+                  Effect.catchAllCause((cause) =>
+                    Effect.logWarning("regenerated session left behind after a failed regenerate", cause).pipe(
+                      Effect.annotateLogs({ handle: SessionToken.handleOf(fresh.record.key) })
+                    )
+                  )
+                )
+            )
+          )
+        if (!removed) {
           yield* repository.remove(fresh.record.key)
           return yield* explainFailedWrite(session, now)
         }
