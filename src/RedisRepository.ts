@@ -50,7 +50,8 @@ export interface ConnectionOptions extends Options {
 /**
  * The ioredis options the repository's own connection starts from: no offline
  * queue and no retry of a command after a disconnect, so a call fails at once
- * while Redis is away; ioredis keeps reconnecting in the background.
+ * while Redis is away; ioredis keeps reconnecting in the background. A short
+ * `disconnectTimeout` keeps a closed connection from holding the process open.
  *
  * @since 0.1.0
  */
@@ -60,7 +61,8 @@ export const defaultRedisOptions: RedisOptions = {
   maxRetriesPerRequest: 0,
   autoResendUnfulfilledCommands: false,
   connectTimeout: 5_000,
-  commandTimeout: 5_000
+  commandTimeout: 5_000,
+  disconnectTimeout: 200
 }
 
 const BACKEND = "redis"
@@ -466,23 +468,23 @@ const watch = (client: Redis) =>
       Runtime.runFork(runtime)(
         effect.pipe(Effect.annotateLogs({ package: "effect-session", module: "RedisRepository", backend: BACKEND }))
       )
-    let reported = false
+    let state: "connecting" | "up" | "down" = "connecting"
     client.on("close", () => {
-      if (client.status !== "reconnecting" || reported) return
-      reported = true
+      if (state !== "up" || client.status !== "reconnecting") return
+      state = "down"
       log(Effect.logWarning("redis connection lost"))
     })
     client.on("error", (error: unknown) => {
-      log(
-        reported
-          ? Effect.logDebug("redis connection error", Cause.fail(error))
-          : Effect.logWarning("redis connection lost", Cause.fail(error))
-      )
-      reported = true
+      if (state === "up") {
+        state = "down"
+        log(Effect.logWarning("redis connection lost", Cause.fail(error)))
+      } else {
+        log(Effect.logDebug("redis connection error", Cause.fail(error)))
+      }
     })
     client.on("ready", () => {
-      if (reported) log(Effect.logInfo("redis connection restored"))
-      reported = false
+      if (state === "down") log(Effect.logInfo("redis connection restored"))
+      state = "up"
     })
   })
 

@@ -284,7 +284,7 @@ describe.skipIf(skipRedis !== undefined)("RedisRepository connection lifecycle",
     }).pipe(Effect.scoped)
   )
 
-  it.live("a layer built while Redis is down fails with StoreUnavailable and stops reconnecting", () =>
+  it.live("a layer built while Redis is down fails with StoreUnavailable", () =>
     Effect.gen(function* () {
       const server = yield* privateServer
       yield* server.stop
@@ -298,10 +298,10 @@ describe.skipIf(skipRedis !== undefined)("RedisRepository connection lifecycle",
     }).pipe(Effect.scoped)
   )
 
-  it("a process that builds the layers, saves, closes the scope and returns exits by itself", async () => {
+  const runFixture = async (...args: Array<string>) => {
     const child = spawn(
       process.execPath,
-      ["--import", "tsx", fileURLToPath(new URL("./fixtures/redis-exit.ts", import.meta.url))],
+      ["--import", "tsx", fileURLToPath(new URL("./fixtures/redis-exit.ts", import.meta.url)), ...args],
       { stdio: ["ignore", "pipe", "pipe"] }
     )
     let output = ""
@@ -314,12 +314,24 @@ describe.skipIf(skipRedis !== undefined)("RedisRepository connection lifecycle",
       output += chunk.toString()
     })
     const code = await new Promise<number | null>((resolve) => child.on("exit", resolve))
-    const exitedAfter = performance.now() - closedAt
+    return { code, output, closedAt, exitedAfter: performance.now() - closedAt }
+  }
 
-    assert.strictEqual(code, 0, output)
-    assert.isAbove(closedAt, 0, output)
-    assert.isBelow(exitedAfter, 2_000)
-    assert.include(output, "handles after close: []")
+  it("a process that builds the layers, saves, closes the scope and returns exits by itself", async () => {
+    const run = await runFixture()
+
+    assert.strictEqual(run.code, 0, run.output)
+    assert.isAbove(run.closedAt, 0, run.output)
+    assert.isBelow(run.exitedAfter, 1_000)
+    assert.include(run.output, "handles after close: []")
+  })
+
+  it("a process whose layer failed to connect exits by itself", async () => {
+    const run = await runFixture("redis://127.0.0.1:1")
+
+    assert.strictEqual(run.code, 0, run.output)
+    assert.include(run.output, "build failed: StoreUnavailable connect")
+    assert.isBelow(run.exitedAfter, 1_000)
   })
 })
 
