@@ -5,9 +5,11 @@
  *
  * @since 0.1.0
  */
-import { Command, Options } from "@effect/cli"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
 import * as FileSystem from "@effect/platform/FileSystem"
-import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as SqlClient from "@effect/sql/SqlClient"
 import {
   Cause,
@@ -411,7 +413,8 @@ const sweep = Command.make("sweep", { ...common, batchSize, dryRun }, (options) 
       const started = yield* Clock.currentTimeMillis
       const result = yield* sweepOnce(repository, options.batchSize)
       const durationMs = (yield* Clock.currentTimeMillis) - started
-      const text = `removed ${result.swept} expired sessions from ${options.table} in ${result.batches} batches (${durationMs} ms)`
+      const { batches, swept } = result
+      const text = `removed ${swept} expired sessions from ${options.table} (${batches} batches, ${durationMs} ms)`
       yield* print(options, text, { table: options.table, dryRun: false, cutoff: started, ...result, durationMs })
     })
   )
@@ -426,7 +429,8 @@ const formatStats = (stats: Stats, label: string) => {
     `expired:  ${stats.expired} (still present, removed by the next sweep)`,
     `total:    ${stats.total}`,
     `users:    ${perUser.users} with live sessions; ${stats.anonymous} live sessions without a user`,
-    `per user: p50 ${value(perUser.p50)}, p90 ${value(perUser.p90)}, p99 ${value(perUser.p99)}, max ${value(perUser.max)}`
+    `per user: p50 ${value(perUser.p50)}, p90 ${value(perUser.p90)}, p99 ${value(perUser.p99)}, ` +
+      `max ${value(perUser.max)}`
   ].join("\n")
 }
 
