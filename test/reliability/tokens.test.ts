@@ -102,7 +102,7 @@ describe("tokens at rest and in logs", () => {
               })
             )
 
-          const sessions = []
+          const sessions: Array<Effect.Effect.Success<ReturnType<typeof store.create>>> = []
           for (let i = 0; i < 12; i++) {
             sessions.push(keep(yield* store.create(payload({ n: i }), { userId: `user${i % 3}` })))
           }
