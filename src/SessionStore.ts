@@ -13,6 +13,7 @@ import {
   Exit,
   Layer,
   Metric,
+  MetricLabel,
   Option,
   Redacted,
   Schedule,
@@ -186,17 +187,19 @@ export const make = <A, I>(
     const spanAttributes = { "session.backend": repository.backend }
 
     const counters = new Map<string, Metric.Metric.Counter<number>>()
-    const bytesWritten = Metric.tagged(SessionMetrics.payloadBytes, "backend", repository.backend)
+    const bytesWritten = Metric.taggedWithLabels(SessionMetrics.payloadBytes, [
+      MetricLabel.make("backend", repository.backend)
+    ])
 
     const counter = (operation: string, outcome: SessionMetrics.Outcome) => {
       const id = `${operation}/${outcome}`
       let metric = counters.get(id)
       if (metric === undefined) {
-        metric = SessionMetrics.storeOperations.pipe(
-          Metric.tagged("backend", repository.backend),
-          Metric.tagged("operation", operation),
-          Metric.tagged("outcome", outcome)
-        )
+        metric = Metric.taggedWithLabels(SessionMetrics.storeOperations, [
+          MetricLabel.make("backend", repository.backend),
+          MetricLabel.make("operation", operation),
+          MetricLabel.make("outcome", outcome)
+        ])
         counters.set(id, metric)
       }
       return metric
@@ -215,21 +218,25 @@ export const make = <A, I>(
       (name: string, handle?: string) =>
       <X, E, R>(
         effect: Effect.Effect<X, E, R>,
-        outcomeOf: (value: X) => SessionMetrics.Outcome = succeeded
+        outcomeOf: (value: X) => SessionMetrics.Outcome = succeeded,
+        handleOfValue?: (value: X) => string | undefined
       ): Effect.Effect<X, E, R> =>
-        Effect.withSpan(
-          Effect.onExit(effect, (exit) => {
-            const outcome = outcomeOfExit(exit, outcomeOf)
-            return Effect.zipRight(
-              Effect.annotateCurrentSpan("session.outcome", outcome),
-              Metric.increment(counter(name, outcome))
-            )
-          }),
+        Effect.useSpan(
           `session.${name}`,
           {
             captureStackTrace: false,
             attributes: handle === undefined ? spanAttributes : { ...spanAttributes, "session.handle": handle }
-          }
+          },
+          (span) =>
+            Effect.onExit(Effect.withParentSpan(effect, span), (exit) => {
+              const outcome = outcomeOfExit(exit, outcomeOf)
+              span.attribute("session.outcome", outcome)
+              if (handle === undefined) {
+                const known = Exit.isSuccess(exit) ? handleOfValue?.(exit.value) : handleOfFailure(exit.cause)
+                if (known !== undefined) span.attribute("session.handle", known)
+              }
+              return Metric.increment(counter(name, outcome))
+            })
         )
 
     const wrote = (payload: string) => Metric.update(bytesWritten, Buffer.byteLength(payload, "utf8"))
@@ -282,21 +289,20 @@ export const make = <A, I>(
         }
         const key = SessionToken.keyOf(token)
         const handle = SessionToken.handleOf(key)
-        yield* Effect.annotateCurrentSpan("session.handle", handle)
         const stored = yield* repository.get(key)
         if (Option.isNone(stored)) {
-          return { outcome: "missing" } as const
+          return { outcome: "missing", handle } as const
         }
         const now = yield* Clock.currentTimeMillis
         if (isExpiredAt(stored.value.expiresAt, now)) {
-          return { outcome: "expired" } as const
+          return { outcome: "expired", handle } as const
         }
         const payload = codec.decode(stored.value.payload, handle)
         if (Either.isLeft(payload)) {
           return yield* payload.left
         }
         const redacted = typeof input === "string" ? Redacted.make(input) : input
-        return { outcome: "found", session: toSession(redacted, stored.value, payload.right) } as const
+        return { outcome: "found", handle, session: toSession(redacted, stored.value, payload.right) } as const
       })
 
     const restore = (input: TokenInput) => Effect.map(lookup(input), toOption)
@@ -408,7 +414,7 @@ export const make = <A, I>(
           return toSession(fresh.token, fresh.record, payload)
         }).pipe(traced("create")),
 
-      restore: (token) => Effect.map(traced("restore")(lookup(token), outcomeOfLookup), toOption),
+      restore: (token) => Effect.map(traced("restore")(lookup(token), outcomeOfLookup, handleOfLookup), toOption),
 
       save: (session) => traced("save", session.handle)(save(session)),
 
@@ -416,7 +422,8 @@ export const make = <A, I>(
 
       touch: (session) => traced("touch", session.handle)(Effect.map(renew(session), Option.isSome), writtenOrSkipped),
 
-      update: (token, f, updateOptions) => traced("update")(update(token, f, updateOptions)),
+      update: (token, f, updateOptions) =>
+        traced("update")(update(token, f, updateOptions), succeeded, (session) => session.handle),
 
       delete: (input) =>
         Effect.suspend(() => {
@@ -473,13 +480,22 @@ export const make = <A, I>(
   })
 
 type Lookup<A> =
-  | { readonly outcome: "found"; readonly session: Session<A> }
-  | { readonly outcome: "missing" | "expired" | "malformed" }
+  | { readonly outcome: "found"; readonly handle: string; readonly session: Session<A> }
+  | { readonly outcome: "missing" | "expired"; readonly handle: string }
+  | { readonly outcome: "malformed" }
 
 const toOption = <A>(found: Lookup<A>): Option.Option<Session<A>> =>
   found.outcome === "found" ? Option.some(found.session) : Option.none()
 
 const outcomeOfLookup = <A>(found: Lookup<A>): SessionMetrics.Outcome => found.outcome
+
+const handleOfLookup = <A>(found: Lookup<A>): string | undefined => ("handle" in found ? found.handle : undefined)
+
+const handleOfFailure = (cause: Cause.Cause<unknown>): string | undefined => {
+  const failure = Cause.failureOption(cause)
+  const handle = Option.isSome(failure) ? (failure.value as { readonly handle?: unknown } | null)?.handle : undefined
+  return typeof handle === "string" ? handle : undefined
+}
 
 const succeeded = (): SessionMetrics.Outcome => "ok"
 

@@ -87,8 +87,12 @@ describe("observability example", () => {
       assert.strictEqual(conflict?.attributes["session.handle"], handle)
       assert.isAbove(byName("session.repository.get").length, 0)
       assert.isAbove(byName("session.repository.removeExpired").length, 0)
+      const storeSpanIds = new Set(
+        spans.filter((span) => !span.name.startsWith("session.repository.")).map((span) => span.spanContext().spanId)
+      )
       for (const span of byName("session.repository.get")) {
         assert.strictEqual(span.attributes["db.system.name"], "sqlite")
+        assert.isTrue(storeSpanIds.has(span.parentSpanContext?.spanId ?? ""), "a child of its store span")
       }
     })
   )
