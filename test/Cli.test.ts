@@ -10,7 +10,7 @@ import { afterAll } from "vitest"
 import { parseUrl, percentiles } from "../src/Cli.js"
 import type { SessionRecord } from "../src/SessionRepository.js"
 import * as SqlRepository from "../src/SqlRepository.js"
-import { dropTables, pgLayer, pgUrl, skipPg, uniqueTable } from "./helpers/sql.js"
+import { dropTables, mysqlLayer, mysqlUrl, pgLayer, pgUrl, skipMysql, skipPg, uniqueTable } from "./helpers/sql.js"
 
 interface Outcome {
   readonly code: number
@@ -247,17 +247,24 @@ describe("effect-session binary on SQLite", () => {
   )
 })
 
-describe.skipIf(skipPg !== undefined)("effect-session binary on PostgreSQL", () => {
-  it.live(
-    "migrates, reports stats, counts on a dry run, sweeps in batches, and reports again",
-    () => {
-      const table = uniqueTable("cli")
-      const seedPg = seed(table).pipe(Effect.provide(pgLayer()), Effect.orDie)
-      const drop = Effect.flatMap(SqlClient.SqlClient, () => dropTables(table)).pipe(
-        Effect.provide(Layer.orDie(pgLayer()))
-      )
-      return lifecycle(pgUrl ?? "", table, seedPg).pipe(Effect.ensuring(drop))
-    },
-    120_000
-  )
-})
+const servers = [
+  { name: "PostgreSQL", skip: skipPg, url: pgUrl, client: () => pgLayer() },
+  { name: "MySQL", skip: skipMysql, url: mysqlUrl, client: () => mysqlLayer() }
+]
+
+for (const server of servers) {
+  describe.skipIf(server.skip !== undefined)(`effect-session binary on ${server.name}`, () => {
+    it.live(
+      "migrates, reports stats, counts on a dry run, sweeps in batches, and reports again",
+      () => {
+        const table = uniqueTable("cli")
+        const seedServer = seed(table).pipe(Effect.provide(server.client()), Effect.orDie)
+        const drop = Effect.flatMap(SqlClient.SqlClient, () => dropTables(table)).pipe(
+          Effect.provide(Layer.orDie(server.client()))
+        )
+        return lifecycle(server.url ?? "", table, seedServer).pipe(Effect.ensuring(drop))
+      },
+      120_000
+    )
+  })
+}
