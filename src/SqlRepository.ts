@@ -120,6 +120,20 @@ export const migrate = (
     )
   })
 
+const isSqlError = (error: unknown): error is SqlError => (error as { _tag?: unknown })._tag === "SqlError"
+
+const transientCodes: ReadonlySet<unknown> = new Set(["ER_LOCK_DEADLOCK", "40P01", "40001", "SQLITE_BUSY"])
+
+/**
+ * Reruns a single statement the server rolled back to break a deadlock or a
+ * serialisation failure: each statement is atomic on its own, so a rerun is safe.
+ */
+const retryTransient = <X, E>(statement: Effect.Effect<X, E>): Effect.Effect<X, E> =>
+  Effect.retry(statement, {
+    times: 4,
+    while: (error) => isSqlError(error) && transientCodes.has((error.cause as { code?: unknown } | undefined)?.code)
+  })
+
 const columns = "session_key, user_id, created_at, expires_at, version, payload"
 const metadataColumns = "session_key, user_id, created_at, expires_at, version"
 
@@ -187,27 +201,36 @@ export const make = (
       mysql: () => ({
         insert: (record: SessionRecord) =>
           Effect.catchIf(
-            sql`INSERT INTO ${t} (${sql.literal(columns)}) VALUES (${record.key}, ${record.userId}, ${record.createdAt}, ${record.expiresAt}, ${record.version}, ${record.payload})`
-              .raw,
+            sql`INSERT INTO ${t} (${sql.literal(columns)})
+              VALUES (${record.key}, ${record.userId}, ${record.createdAt}, ${record.expiresAt}, ${record.version},
+                ${record.payload})`.raw,
             isDuplicateKey,
             () => Effect.succeed({ affectedRows: 0 })
           ),
         removeExpired: (now: number, limit: number) =>
-          sql`DELETE FROM ${t} WHERE expires_at <= ${now} ORDER BY expires_at LIMIT ${sql.literal(String(limit))}`
+          sql`DELETE FROM ${t} WHERE expires_at <= ${now}
+            ORDER BY expires_at LIMIT ${sql.literal(String(limit))}`
       }),
       pg: () => ({
         insert: (record: SessionRecord) =>
-          sql`INSERT INTO ${t} (${sql.literal(columns)}) VALUES (${record.key}, ${record.userId}, ${record.createdAt}, ${record.expiresAt}, ${record.version}, ${record.payload}) ON CONFLICT (session_key) DO NOTHING`
-            .raw,
+          sql`INSERT INTO ${t} (${sql.literal(columns)})
+            VALUES (${record.key}, ${record.userId}, ${record.createdAt}, ${record.expiresAt}, ${record.version},
+              ${record.payload})
+            ON CONFLICT (session_key) DO NOTHING`.raw,
         removeExpired: (now: number, limit: number) =>
-          sql`DELETE FROM ${t} WHERE session_key IN (SELECT session_key FROM ${t} WHERE expires_at <= ${now} LIMIT ${sql.literal(String(limit))} FOR UPDATE SKIP LOCKED)`
+          sql`DELETE FROM ${t} WHERE session_key IN (
+            SELECT session_key FROM ${t} WHERE expires_at <= ${now}
+            LIMIT ${sql.literal(String(limit))} FOR UPDATE SKIP LOCKED)`
       }),
       orElse: () => ({
         insert: (record: SessionRecord) =>
-          sql`INSERT INTO ${t} (${sql.literal(columns)}) VALUES (${record.key}, ${record.userId}, ${record.createdAt}, ${record.expiresAt}, ${record.version}, ${record.payload}) ON CONFLICT (session_key) DO NOTHING`
-            .raw,
+          sql`INSERT INTO ${t} (${sql.literal(columns)})
+            VALUES (${record.key}, ${record.userId}, ${record.createdAt}, ${record.expiresAt}, ${record.version},
+              ${record.payload})
+            ON CONFLICT (session_key) DO NOTHING`.raw,
         removeExpired: (now: number, limit: number) =>
-          sql`DELETE FROM ${t} WHERE rowid IN (SELECT rowid FROM ${t} WHERE expires_at <= ${now} LIMIT ${sql.literal(String(limit))})`
+          sql`DELETE FROM ${t} WHERE rowid IN (
+            SELECT rowid FROM ${t} WHERE expires_at <= ${now} LIMIT ${sql.literal(String(limit))})`
       })
     })
 
@@ -218,16 +241,12 @@ export const make = (
     const guard =
       (operation: string) =>
       <X, E>(effect: Effect.Effect<X, E | SqlError>): Effect.Effect<X, Exclude<E, SqlError> | StoreUnavailable> =>
-        Effect.catchIf(
-          effect,
-          (error): error is SqlError => (error as { _tag?: unknown })._tag === "SqlError",
-          (error) => Effect.fail(unavailable(operation)(error))
-        ).pipe(
+        Effect.catchIf(retryTransient(effect), isSqlError, (error) => Effect.fail(unavailable(operation)(error))).pipe(
           Effect.withSpan(`session.repository.${operation}`, { captureStackTrace: false, attributes: spanAttributes })
         ) as Effect.Effect<X, Exclude<E, SqlError> | StoreUnavailable>
 
     const count = (operation: string, statement: Effect.Effect<unknown, SqlError>) =>
-      statement.pipe(
+      retryTransient(statement).pipe(
         Effect.map(affectedRows),
         Effect.mapError(unavailable(operation)),
         Effect.withSpan(`session.repository.${operation}`, { captureStackTrace: false, attributes: spanAttributes })
@@ -269,8 +288,10 @@ export const make = (
         Effect.map(
           count(
             "update",
-            sql`UPDATE ${t} SET payload = ${record.payload}, expires_at = ${record.expiresAt}, version = ${record.version} WHERE session_key = ${record.key} AND version = ${expectedVersion} AND (expires_at IS NULL OR expires_at > ${now})`
-              .raw
+            sql`UPDATE ${t}
+              SET payload = ${record.payload}, expires_at = ${record.expiresAt}, version = ${record.version}
+              WHERE session_key = ${record.key} AND version = ${expectedVersion}
+              AND (expires_at IS NULL OR expires_at > ${now})`.raw
           ),
           (n) => n > 0
         ),
@@ -279,8 +300,8 @@ export const make = (
         Effect.map(
           count(
             "extend",
-            sql`UPDATE ${t} SET expires_at = ${expiresAt}, version = version + 1 WHERE session_key = ${key} AND expires_at > ${now} AND expires_at < ${expiresAt}`
-              .raw
+            sql`UPDATE ${t} SET expires_at = ${expiresAt}, version = version + 1
+              WHERE session_key = ${key} AND expires_at > ${now} AND expires_at < ${expiresAt}`.raw
           ),
           (n) => n > 0
         ),
@@ -297,7 +318,8 @@ export const make = (
         ),
 
       listByUser: (userId, now) =>
-        sql<Row>`SELECT ${sql.literal(metadataColumns)} FROM ${t} WHERE user_id = ${userId} AND (expires_at IS NULL OR expires_at > ${now})`.pipe(
+        sql<Row>`SELECT ${sql.literal(metadataColumns)} FROM ${t}
+          WHERE user_id = ${userId} AND (expires_at IS NULL OR expires_at > ${now})`.pipe(
           Effect.map(liveMetadata),
           guard("listByUser")
         ),
