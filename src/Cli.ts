@@ -305,7 +305,7 @@ const withDatabase = <A extends Common, E>(
   body: (
     sql: SqlClient.SqlClient,
     target: Target,
-    repository: SessionRepositoryShape
+    repository: Effect.Effect<SessionRepositoryShape, SessionConfigError | StoreUnavailable>
   ) => Effect.Effect<void, E, SqlClient.SqlClient | Scope.Scope>
 ) =>
   Effect.gen(function* () {
@@ -314,12 +314,12 @@ const withDatabase = <A extends Common, E>(
       yield* requireFile(target)
     }
     const sql = yield* connect(target)
-    const repository = yield* SqlRepository.make({ table: options.table, migrate: false }).pipe(
-      Effect.provideService(SqlClient.SqlClient, sql)
-    )
     if (mode === "existing") {
       yield* requireTable(sql, target, options.table)
     }
+    const repository = SqlRepository.make({ table: options.table, migrate: false }).pipe(
+      Effect.provideService(SqlClient.SqlClient, sql)
+    )
     yield* body(sql, target, repository).pipe(Effect.provideService(SqlClient.SqlClient, sql))
   }).pipe(
     Effect.scoped,
@@ -411,7 +411,7 @@ const sweep = Command.make("sweep", { ...common, batchSize, dryRun }, (options) 
         return yield* print(options, text, { table: options.table, dryRun: true, cutoff: now, expired })
       }
       const started = yield* Clock.currentTimeMillis
-      const result = yield* sweepOnce(repository, options.batchSize)
+      const result = yield* sweepOnce(yield* repository, options.batchSize)
       const durationMs = (yield* Clock.currentTimeMillis) - started
       const { batches, swept } = result
       const text = `removed ${swept} expired sessions from ${options.table} (${batches} batches, ${durationMs} ms)`

@@ -8,7 +8,7 @@
  * @since 0.1.0
  */
 
-import { createHash, randomBytes } from "node:crypto"
+import { hash, randomBytes } from "node:crypto"
 import { Context, Effect, Layer, Redacted } from "effect"
 
 /**
@@ -73,9 +73,7 @@ export const isWellFormed = (token: string): boolean => tokenPattern.test(token)
  * @since 0.1.0
  */
 export const keyOf = (token: Redacted.Redacted<string> | string): string =>
-  createHash("sha256")
-    .update(typeof token === "string" ? token : Redacted.value(token))
-    .digest("hex")
+  hash("sha256", typeof token === "string" ? token : Redacted.value(token), "hex")
 
 /**
  * The public handle of a key: 96 bits of a second hash, base64url. Knowing it
@@ -84,4 +82,4 @@ export const keyOf = (token: Redacted.Redacted<string> | string): string =>
  * @since 0.1.0
  */
 export const handleOf = (key: string): string =>
-  createHash("sha256").update("effect-session/handle:").update(key).digest().subarray(0, 12).toString("base64url")
+  hash("sha256", `effect-session/handle:${key}`, "base64url").slice(0, 16)

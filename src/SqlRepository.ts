@@ -9,7 +9,7 @@
 import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Effect, Layer } from "effect"
+import { Cause, Effect, Layer } from "effect"
 import { SessionConfigError, SessionDecodeError, StoreUnavailable } from "./SessionError.js"
 import {
   type SessionMetadata,
@@ -95,6 +95,22 @@ const createTable = (table: string) =>
     })
   })
 
+const columns = "session_key, user_id, created_at, expires_at, version, payload"
+
+/**
+ * Fails when the table or one of its columns is missing. The statement is not
+ * prepared through the client's cache, which would keep the failed statement
+ * for its TTL, and a driver that throws while preparing is caught too.
+ */
+const checkColumns = (sql: SqlClient.SqlClient, table: string, operation: string) =>
+  sql`SELECT ${sql.literal(columns)} FROM ${sql(table)} WHERE 1 = 0`.unprepared.pipe(
+    Effect.catchAllCause((cause) =>
+      Cause.isInterruptedOnly(cause)
+        ? Effect.interrupt
+        : Effect.fail(new StoreUnavailable({ backend: "sql", operation, cause: Cause.squash(cause) }))
+    )
+  )
+
 /**
  * Creates or upgrades the sessions table through `@effect/sql`'s migrator,
  * with a bookkeeping table of its own, then checks that the table is there.
@@ -115,9 +131,7 @@ export const migrate = (
       Effect.catchAllDefect((defect) => Effect.fail(defect)),
       Effect.mapError((cause) => new StoreUnavailable({ backend: "sql", operation: "migrate", cause }))
     )
-    yield* sql`SELECT session_key FROM ${sql(table)} WHERE 1 = 0`.pipe(
-      Effect.mapError((cause) => new StoreUnavailable({ backend: "sql", operation: "migrate", cause }))
-    )
+    yield* checkColumns(sql, table, "migrate")
   })
 
 const isSqlError = (error: unknown): error is SqlError => (error as { _tag?: unknown })._tag === "SqlError"
@@ -134,7 +148,6 @@ const retryTransient = <X, E>(statement: Effect.Effect<X, E>): Effect.Effect<X, 
     while: (error) => isSqlError(error) && transientCodes.has((error.cause as { code?: unknown } | undefined)?.code)
   })
 
-const columns = "session_key, user_id, created_at, expires_at, version, payload"
 const metadataColumns = "session_key, user_id, created_at, expires_at, version"
 
 type Row = Record<string, unknown>
@@ -188,6 +201,8 @@ export const make = (
     const sql = (yield* SqlClient.SqlClient).withoutTransforms()
     if (options.migrate !== false) {
       yield* migrate(table)
+    } else {
+      yield* checkColumns(sql, table, "check table")
     }
     const t = sql(table)
     const backend = sql.onDialectOrElse({
