@@ -179,13 +179,16 @@ export const rawSqlite = (filename: string): Contender<RawHandle> => {
     "SELECT session_key, user_id, created_at, expires_at, version, payload FROM sessions WHERE session_key = ?"
   )
   const insert = db.prepare(
-    "INSERT INTO sessions (session_key, user_id, created_at, expires_at, version, payload) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (session_key) DO NOTHING"
+    "INSERT INTO sessions (session_key, user_id, created_at, expires_at, version, payload) " +
+      "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (session_key) DO NOTHING"
   )
   const update = db.prepare(
-    "UPDATE sessions SET payload = ?, expires_at = ?, version = ? WHERE session_key = ? AND version = ? AND (expires_at IS NULL OR expires_at > ?)"
+    "UPDATE sessions SET payload = ?, expires_at = ?, version = ? " +
+      "WHERE session_key = ? AND version = ? AND (expires_at IS NULL OR expires_at > ?)"
   )
   const extend = db.prepare(
-    "UPDATE sessions SET expires_at = ?, version = version + 1 WHERE session_key = ? AND expires_at > ? AND expires_at < ?"
+    "UPDATE sessions SET expires_at = ?, version = version + 1 " +
+      "WHERE session_key = ? AND expires_at > ? AND expires_at < ?"
   )
   const create = (payload: Payload): RawHandle => {
     const now = Date.now()

@@ -44,7 +44,9 @@ export const renderMarkdown = (figures: ReadonlyArray<Figure>, command: string, 
   const lines = [
     "# Benchmarks",
     "",
-    `Last run: ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? "CPU"}, ${Math.round(totalmem() / 2 ** 30)} GiB, ${process.platform}; ${Math.round(seconds)} s in all.`,
+    `Last run: ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ` +
+      `${cpus().length} × ${cpus()[0]?.model ?? "CPU"}, ${Math.round(totalmem() / 2 ** 30)} GiB, ` +
+      `${process.platform}; ${Math.round(seconds)} s in all.`,
     "",
     `Reproduce: \`${command}\``,
     ""
@@ -66,7 +68,8 @@ export const renderMarkdown = (figures: ReadonlyArray<Figure>, command: string, 
           : ""
       )
       lines.push(
-        `| ${figure.operation} | ${figure.contender} | ${format(figure.value)} | ${figure.unit} |${cells.map((c) => ` ${c} |`).join("")}`
+        `| ${figure.operation} | ${figure.contender} | ${format(figure.value)} | ${figure.unit} |` +
+          cells.map((c) => ` ${c} |`).join("")
       )
     }
     lines.push("")

@@ -188,7 +188,13 @@ FROM ${sql(table)}`
     }
     if (process.env.EFFECT_SESSION_VERBOSE)
       process.stdout.write(
-        `${target.dialect} ${JSON.stringify({ statements: all.length, batchesAtStart, batchesAtEnd, max: Math.max(...all), swept: [statsA.swept, statsB.swept] })}\n`
+        `${target.dialect} ${JSON.stringify({
+          statements: all.length,
+          batchesAtStart,
+          batchesAtEnd,
+          max: Math.max(...all),
+          swept: [statsA.swept, statsB.swept]
+        })}\n`
       )
     yield* Effect.logDebug("two sweepers").pipe(
       Effect.annotateLogs({ statements: all.length, batchesAtStart, batchesAtEnd, swept: [statsA.swept, statsB.swept] })
