@@ -33,7 +33,8 @@ export interface RenewalOptions {
   readonly renewalThreshold?: number | undefined
 }
 
-const millis = (input: Duration.DurationInput): number => Duration.toMillis(Duration.decode(input))
+const millis = (input: Duration.DurationInput): number =>
+  Option.match(Duration.decodeUnknown(input), { onNone: () => Number.NaN, onSome: Duration.toMillis })
 
 /**
  * Fixed lifetime from creation.

@@ -13,8 +13,12 @@ import { InvalidUserId } from "./SessionError.js"
  */
 export const USER_ID_MAX_LENGTH = 255
 
+const loneSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
+
 /**
- * A user id: non-blank, no surrounding white space, no control characters, at most 255 characters.
+ * A user id: non-blank, no surrounding white space, no control characters (C0,
+ * DEL or C1), well-formed Unicode, at most 255 characters. Ids compare exactly,
+ * so every backend stores the same text it was given.
  *
  * @since 0.1.0
  */
@@ -23,7 +27,8 @@ export const UserId = Schema.String.pipe(
   Schema.trimmed({ message: () => "must not start or end with white space" }),
   Schema.maxLength(USER_ID_MAX_LENGTH, { message: () => `must be at most ${USER_ID_MAX_LENGTH} characters` }),
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it rejects
-  Schema.pattern(/^[^\u0000-\u001f\u007f]*$/, { message: () => "must not contain control characters" }),
+  Schema.pattern(/^[^\u0000-\u001f\u007f-\u009f]*$/, { message: () => "must not contain control characters" }),
+  Schema.filter((id) => !loneSurrogate.test(id), { message: () => "must be well-formed Unicode (no lone surrogate)" }),
   Schema.brand("effect-session/UserId")
 )
 

@@ -165,6 +165,13 @@ const validate = <A, I>(options: Options<A, I>): Effect.Effect<void, SessionConf
     if (!Number.isSafeInteger(attempts) || attempts < 1) {
       return yield* new SessionConfigError({ option: "createAttempts", reason: "must be a positive integer" })
     }
+    const excess = options.onExcessProperty ?? "ignore"
+    if (excess !== "ignore" && excess !== "error" && excess !== "preserve") {
+      return yield* new SessionConfigError({
+        option: "onExcessProperty",
+        reason: 'must be "ignore", "error" or "preserve"'
+      })
+    }
   })
 
 /**

@@ -83,7 +83,10 @@ export class SessionSweeper extends Context.Tag("effect-session/SessionSweeper")
 
 const resolve = (options: Options) =>
   Effect.gen(function* () {
-    const interval = Duration.toMillis(Duration.decode(options.interval ?? "5 minutes"))
+    const interval = Option.match(Duration.decodeUnknown(options.interval ?? "5 minutes"), {
+      onNone: () => Number.NaN,
+      onSome: Duration.toMillis
+    })
     const batchSize = options.batchSize ?? 1_000
     const jitter = options.jitter ?? 0.1
     if (!(interval >= 1 && Number.isFinite(interval))) {

@@ -183,7 +183,13 @@ describe("SessionSweeper", () => {
 
   it.effect("refuses impossible options with SessionConfigError", () =>
     Effect.gen(function* () {
-      for (const options of [{ batchSize: 0 }, { batchSize: 1.5 }, { interval: 0 }, { jitter: 1 }]) {
+      for (const options of [
+        { batchSize: 0 },
+        { batchSize: 1.5 },
+        { interval: 0 },
+        { interval: "nonsense" as never },
+        { jitter: 1 }
+      ]) {
         const error = yield* Effect.flip(Layer.build(SessionSweeper.layer(options)))
         assert.strictEqual(error._tag, "SessionConfigError")
       }

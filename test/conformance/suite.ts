@@ -137,7 +137,17 @@ export const conformance = <X>(target: ConformanceTarget<X>) =>
           yield* atT0()
           const store = yield* makeStore(policies.sliding)
 
-          for (const userId of ["", "   ", " u1", "u1\n", "a\u0000b", "x".repeat(256)]) {
+          for (const userId of [
+            "",
+            "   ",
+            " u1",
+            "u1\n",
+            "a\u0000b",
+            "a\u0085b",
+            "eve\ud800",
+            "\udc00x",
+            "x".repeat(256)
+          ]) {
             const error = yield* Effect.flip(store.create(payload(), { userId }))
             assert.strictEqual(error._tag, "InvalidUserId")
             assert.strictEqual((yield* Effect.flip(store.listByUser(userId)))._tag, "InvalidUserId")
@@ -718,7 +728,9 @@ export const conformance = <X>(target: ConformanceTarget<X>) =>
           { policy: ExpirationPolicy.sliding(0) },
           { policy: ExpirationPolicy.sliding("1 minute", { renewalThreshold: 0 }) },
           { policy: ExpirationPolicy.slidingCapped("1 hour", "1 minute") },
-          { policy: policies.sliding, maxPayloadBytes: -1 }
+          { policy: policies.sliding, maxPayloadBytes: -1 },
+          { policy: ExpirationPolicy.sliding("nonsense" as never) },
+          { policy: policies.sliding, onExcessProperty: "bogus" as never }
         ]
         for (const options of bad) {
           const result = yield* Effect.either(SessionStore.make({ schema: Payload, ...options }))
