@@ -189,6 +189,15 @@ const resolveCookie = (options: CookieOptions = {}): Either.Either<ResolvedCooki
   if (attributes.sameSite === "none" && !attributes.secure) {
     return fail("sameSite", 'sameSite "none" requires secure')
   }
+  if (!["lax", "strict", "none"].includes(attributes.sameSite)) {
+    return fail("sameSite", 'must be "lax", "strict" or "none"')
+  }
+  if (!/^\/[\x21-\x3a\x3c-\x7e]*$/.test(attributes.path)) {
+    return fail("path", 'must start with "/" and hold no space, ";" or control character')
+  }
+  if (attributes.domain !== undefined && !/^\.?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$/.test(attributes.domain)) {
+    return fail("domain", "must be a host name")
+  }
   const probe = Cookies.makeCookie(name, "probe", attributes)
   if (Either.isLeft(probe)) {
     return fail(probe.left.reason === "InvalidName" ? "name" : "attributes", probe.left.reason)

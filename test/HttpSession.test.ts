@@ -327,6 +327,25 @@ describe("HttpSession cookie options", () => {
     })
   )
 
+  it.effect("a path without a leading slash, a domain with a space and an unknown SameSite are refused", () =>
+    Effect.gen(function* () {
+      const refused = [
+        yield* checked({ path: "app" }),
+        yield* checked({ path: "/a b" }),
+        yield* checked({ domain: "a .com" }),
+        yield* checked({ sameSite: "bogus" as never })
+      ]
+      const accepted = [yield* checked({ path: "/app" }), yield* checked({ domain: ".example.com" })]
+
+      for (const result of refused) {
+        assert.isTrue(result._tag === "Left" && result.left._tag === "SessionConfigError")
+      }
+      for (const result of accepted) {
+        assert.isTrue(result._tag === "Right")
+      }
+    })
+  )
+
   it.effect("SameSite=None without Secure and an invalid name are refused", () =>
     Effect.gen(function* () {
       const none = yield* checked({ sameSite: "none", secure: false })
