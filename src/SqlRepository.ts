@@ -142,11 +142,13 @@ const transientCodes: ReadonlySet<unknown> = new Set(["ER_LOCK_DEADLOCK", "40P01
  * Reruns a single statement the server rolled back to break a deadlock or a
  * serialisation failure: each statement is atomic on its own, so a rerun is safe.
  */
-const retryTransient = <X, E>(statement: Effect.Effect<X, E>): Effect.Effect<X, E> =>
-  Effect.retry(statement, {
-    times: 4,
-    while: (error) => isSqlError(error) && transientCodes.has((error.cause as { code?: unknown } | undefined)?.code)
-  })
+const retryTransient = <X, E>(statement: Effect.Effect<X, E>, retries = 4): Effect.Effect<X, E> =>
+  Effect.catchIf(
+    statement,
+    (error) =>
+      retries > 0 && isSqlError(error) && transientCodes.has((error.cause as { code?: unknown } | undefined)?.code),
+    () => retryTransient(statement, retries - 1)
+  )
 
 const metadataColumns = "session_key, user_id, created_at, expires_at, version"
 
