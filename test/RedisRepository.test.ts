@@ -1,5 +1,3 @@
-import { spawn } from "node:child_process"
-import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either, Exit, Layer, Logger, Option, Queue, Redacted, Schedule, Scope } from "effect"
 import { Redis } from "ioredis"
@@ -11,6 +9,7 @@ import * as SessionSweeper from "../src/SessionSweeper.js"
 import * as SessionToken from "../src/SessionToken.js"
 import { advance, atT0, makeStore, payload, T0 } from "./conformance/fixtures.js"
 import { conformance } from "./conformance/suite.js"
+import { runExitFixture } from "./helpers/child.js"
 import * as Logs from "./helpers/logs.js"
 import { privateServer, redisUrl, scopedRepository, skipRedis, uniquePrefix } from "./helpers/redis.js"
 
@@ -298,24 +297,7 @@ describe.skipIf(skipRedis !== undefined)("RedisRepository connection lifecycle",
     }).pipe(Effect.scoped)
   )
 
-  const runFixture = async (...args: Array<string>) => {
-    const child = spawn(
-      process.execPath,
-      ["--import", "tsx", fileURLToPath(new URL("./fixtures/redis-exit.ts", import.meta.url)), ...args],
-      { stdio: ["ignore", "pipe", "pipe"] }
-    )
-    let output = ""
-    let closedAt = 0
-    child.stdout.on("data", (chunk: Buffer) => {
-      output += chunk.toString()
-      if (closedAt === 0 && output.includes("scope closed")) closedAt = performance.now()
-    })
-    child.stderr.on("data", (chunk: Buffer) => {
-      output += chunk.toString()
-    })
-    const code = await new Promise<number | null>((resolve) => child.on("exit", resolve))
-    return { code, output, closedAt, exitedAfter: performance.now() - closedAt }
-  }
+  const runFixture = (...args: Array<string>) => runExitFixture("redis-exit.ts", ...args)
 
   it("a process that builds the layers, saves, closes the scope and returns exits by itself", async () => {
     const run = await runFixture()

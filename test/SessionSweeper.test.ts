@@ -1,5 +1,3 @@
-import { spawn } from "node:child_process"
-import { fileURLToPath } from "node:url"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { assert, describe, it } from "@effect/vitest"
 import { Chunk, Effect, Exit, Layer, Option, Queue, Scope, TestClock } from "effect"
@@ -10,6 +8,7 @@ import * as SessionSweeper from "../src/SessionSweeper.js"
 import * as SessionToken from "../src/SessionToken.js"
 import * as SqlRepository from "../src/SqlRepository.js"
 import { atT0, makeStore, payload, T0 } from "./conformance/fixtures.js"
+import { runExitFixture } from "./helpers/child.js"
 import * as Faulty from "./helpers/faulty.js"
 import * as Logs from "./helpers/logs.js"
 
@@ -197,24 +196,7 @@ describe("SessionSweeper", () => {
   )
 
   it("a process that builds the layers, saves, closes the scope and returns exits by itself", async () => {
-    const child = spawn(
-      process.execPath,
-      ["--import", "tsx", fileURLToPath(new URL("./fixtures/exit.ts", import.meta.url))],
-      {
-        stdio: ["ignore", "pipe", "pipe"]
-      }
-    )
-    let output = ""
-    let closedAt = 0
-    child.stdout.on("data", (chunk: Buffer) => {
-      output += chunk.toString()
-      if (closedAt === 0 && output.includes("scope closed")) closedAt = performance.now()
-    })
-    child.stderr.on("data", (chunk: Buffer) => {
-      output += chunk.toString()
-    })
-    const code = await new Promise<number | null>((resolve) => child.on("exit", resolve))
-    const exitedAfter = performance.now() - closedAt
+    const { closedAt, code, exitedAfter, output } = await runExitFixture("exit.ts")
 
     assert.strictEqual(code, 0, output)
     assert.isAbove(closedAt, 0, output)
