@@ -6,10 +6,12 @@
  *
  * @since 0.1.0
  */
+
+import { createRequire } from "node:module"
 import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
-import type { SqlError } from "@effect/sql/SqlError"
-import { Cause, Effect, Layer } from "effect"
+import { SqlError } from "@effect/sql/SqlError"
+import { Cause, Effect, Layer, Option, Scope } from "effect"
 import { SessionConfigError, SessionDecodeError, StoreUnavailable } from "./SessionError.js"
 import {
   type SessionMetadata,
@@ -30,6 +32,12 @@ export interface Options {
    * false the table must exist already (see `migrate`).
    */
   readonly migrate?: boolean | undefined
+  /**
+   * On a SQLite file, read restores through a read-only connection of the
+   * repository's own (default true; the layer's scope closes it). Such a
+   * read sees committed data only, not the writes of an open transaction.
+   */
+  readonly fastReads?: boolean | undefined
 }
 
 const tablePattern = /^[A-Za-z_][A-Za-z0-9_]{0,47}$/
@@ -190,6 +198,47 @@ export const affectedRows = (raw: unknown): number => {
   return typeof count === "number" ? count : typeof count === "bigint" ? Number(count) : 0
 }
 
+interface ReadStatement {
+  readonly get: (key: string) => Row | undefined
+}
+
+interface ReadConnection {
+  readonly prepare: (text: string) => ReadStatement
+  readonly close: () => void
+}
+
+/**
+ * On a SQLite file, restores read through a read-only better-sqlite3
+ * connection of their own with one prepared statement: the restore path then
+ * skips the client's per-statement machinery (about 30 µs here). Writes still
+ * go through the client, and a restore reads what was committed. In memory,
+ * outside a scope, or if the driver cannot be loaded, reads use the client.
+ */
+const fastReader = (client: SqlClient.SqlClient, table: string) =>
+  Effect.gen(function* () {
+    const filename = (client as { readonly config?: { readonly filename?: unknown } }).config?.filename
+    const scope = yield* Effect.serviceOption(Scope.Scope)
+    if (typeof filename !== "string" || filename === "" || filename.startsWith(":") || Option.isNone(scope)) {
+      return Option.none<ReadStatement>()
+    }
+    const connection = yield* Effect.try(() => {
+      const Database = createRequire(import.meta.url)("better-sqlite3") as new (
+        filename: string,
+        options: { readonly readonly: boolean; readonly fileMustExist: boolean }
+      ) => ReadConnection
+      return new Database(filename, { readonly: true, fileMustExist: true })
+    })
+    yield* Scope.addFinalizer(
+      scope.value,
+      Effect.sync(() => connection.close())
+    )
+    return Option.some(connection.prepare(`SELECT ${columns} FROM "${table}" WHERE session_key = ?`))
+  }).pipe(
+    Effect.catchAll((cause) =>
+      Effect.as(Effect.logDebug("SQLite restores go through the client", cause), Option.none<ReadStatement>())
+    )
+  )
+
 /**
  * Builds the repository over the `SqlClient` in context, migrating first unless told not to.
  *
@@ -200,12 +249,14 @@ export const make = (
 ): Effect.Effect<SessionRepositoryShape, SessionConfigError | StoreUnavailable, SqlClient.SqlClient> =>
   Effect.gen(function* () {
     const table = yield* checkTable(options.table)
-    const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+    const client = yield* SqlClient.SqlClient
+    const sql = client.withoutTransforms()
     if (options.migrate !== false) {
       yield* migrate(table)
     } else {
       yield* checkColumns(sql, table, "check table")
     }
+    const reader = options.fastReads === false ? Option.none<ReadStatement>() : yield* fastReader(client, table)
     const t = sql(table)
     const backend = sql.onDialectOrElse({
       pg: () => "postgresql",
@@ -294,8 +345,19 @@ export const make = (
       backend,
 
       get: (key) =>
-        sql<Row>`SELECT ${sql.literal(columns)} FROM ${t} WHERE session_key = ${key}`.pipe(
-          Effect.flatMap((rows) => (rows.length === 0 ? Effect.succeedNone : Effect.asSome(decodeRow(rows[0])))),
+        Option.match(reader, {
+          onNone: (): Effect.Effect<Row | undefined, SqlError> =>
+            Effect.map(
+              sql<Row>`SELECT ${sql.literal(columns)} FROM ${t} WHERE session_key = ${key}`,
+              (rows) => rows[0]
+            ),
+          onSome: (statement) =>
+            Effect.try({
+              try: () => statement.get(key),
+              catch: (cause) => new SqlError({ cause, message: "Failed to execute statement" })
+            })
+        }).pipe(
+          Effect.flatMap((row) => (row === undefined ? Effect.succeedNone : Effect.asSome(decodeRow(row)))),
           guard("get")
         ),
 
@@ -366,4 +428,4 @@ export const make = (
 export const layer = (
   options: Options
 ): Layer.Layer<SessionRepository, SessionConfigError | StoreUnavailable, SqlClient.SqlClient> =>
-  Layer.effect(SessionRepository, make(options))
+  Layer.scoped(SessionRepository, make(options))
