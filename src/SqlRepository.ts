@@ -306,18 +306,25 @@ export const make = (
 
     const spanAttributes = { "session.backend": backend, "db.system.name": backend }
 
+    const spanOptions = { captureStackTrace: false, attributes: spanAttributes } as const
+
     const guard =
-      (operation: string) =>
-      <X, E>(effect: Effect.Effect<X, E | SqlError>): Effect.Effect<X, Exclude<E, SqlError> | StoreUnavailable> =>
-        Effect.catchIf(retryTransient(effect), isSqlError, (error) => Effect.fail(unavailable(operation)(error))).pipe(
-          Effect.withSpan(`session.repository.${operation}`, { captureStackTrace: false, attributes: spanAttributes })
+      (operation: string, leaf = false) =>
+      <X, E>(effect: Effect.Effect<X, E | SqlError>): Effect.Effect<X, Exclude<E, SqlError> | StoreUnavailable> => {
+        const guarded = Effect.catchIf(retryTransient(effect), isSqlError, (error) =>
+          Effect.fail(unavailable(operation)(error))
         ) as Effect.Effect<X, Exclude<E, SqlError> | StoreUnavailable>
+        // A leaf starts no span of its own, so it needs no parent-span context (about 9 µs).
+        return leaf
+          ? Effect.useSpan(`session.repository.${operation}`, spanOptions, () => guarded)
+          : Effect.withSpan(guarded, `session.repository.${operation}`, spanOptions)
+      }
 
     const count = (operation: string, statement: Effect.Effect<unknown, SqlError>) =>
       retryTransient(statement).pipe(
         Effect.map(affectedRows),
         Effect.mapError(unavailable(operation)),
-        Effect.withSpan(`session.repository.${operation}`, { captureStackTrace: false, attributes: spanAttributes })
+        Effect.withSpan(`session.repository.${operation}`, spanOptions)
       )
 
     const decodeRow = (row: Row): Effect.Effect<SessionRecord, SessionDecodeError> => {
@@ -358,7 +365,7 @@ export const make = (
             })
         }).pipe(
           Effect.flatMap((row) => (row === undefined ? Effect.succeedNone : Effect.asSome(decodeRow(row)))),
-          guard("get")
+          guard("get", Option.isSome(reader))
         ),
 
       insert: (record) => Effect.map(count("insert", dialect.insert(record)), (n) => n > 0),
