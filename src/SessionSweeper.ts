@@ -13,6 +13,7 @@ import {
   Context,
   Duration,
   Effect,
+  Either,
   Layer,
   Metric,
   Option,
@@ -63,9 +64,9 @@ export interface SweepStats {
  * @since 0.1.0
  */
 export interface SessionSweeperShape {
-  /** Runs one sweep now, in the caller's fiber, and returns how many records went. */
+  /** Runs one sweep now, in the caller's fiber, and returns how many records went; counted like a scheduled run. */
   readonly sweep: Effect.Effect<number, SweepError>
-  /** Totals of the scheduled runs. */
+  /** Totals of every run, scheduled or asked for. */
   readonly stats: Effect.Effect<SweepStats>
   /** A queue that receives the report of every run that ends after subscribing. */
   readonly reports: Effect.Effect<Queue.Dequeue<SweepReport>, never, Scope.Scope>
@@ -160,7 +161,7 @@ export const make = (
         yield* Metric.incrementBy(tagged(SessionMetrics.sweptSessions), swept)
         yield* Effect.logDebug("sweep finished").pipe(Effect.annotateLogs({ swept, batches, durationMs }))
         yield* PubSub.publish(reports, { _tag: "Swept", swept, batches, durationMs })
-        return
+        return result
       }
       const error = result.left
       yield* Ref.update(stats, (s) => ({
@@ -171,8 +172,9 @@ export const make = (
       }))
       yield* Metric.incrementBy(tagged(SessionMetrics.sweptSessions), error.swept)
       yield* Metric.increment(Metric.tagged(tagged(SessionMetrics.sweepFailures), "reason", reasonOf(error)))
-      yield* Effect.logWarning("sweep failed; next run on schedule", Cause.fail(error))
+      yield* Effect.logWarning("sweep failed", Cause.fail(error))
       yield* PubSub.publish(reports, { _tag: "Failed", error })
+      return result
     })
 
     const wait = Effect.gen(function* () {
@@ -199,7 +201,9 @@ export const make = (
     )
 
     return SessionSweeper.of({
-      sweep: Effect.map(sweep, ({ swept }) => swept),
+      sweep: Effect.flatMap(run, (result) =>
+        Either.match(result, { onLeft: Effect.fail, onRight: ({ swept }) => Effect.succeed(swept) })
+      ),
       stats: Ref.get(stats),
       reports: PubSub.subscribe(reports)
     })

@@ -180,6 +180,27 @@ describe("SessionSweeper", () => {
     }).pipe(Effect.provide(SqliteClient.layer({ filename: ":memory:" })), Effect.scoped)
   )
 
+  it.effect("a sweep asked for is counted and reported like a scheduled run", () =>
+    Effect.gen(function* () {
+      const repository = yield* SessionRepository
+      const sweeper = yield* SessionSweeper.SessionSweeper
+      const reports = yield* sweeper.reports
+      yield* repository.insert(expiredRecord(1, T0))
+      yield* Faulty.FaultControl.failNext("removeExpired", 1)
+
+      const failed = yield* Effect.flip(sweeper.sweep)
+      const swept = yield* sweeper.sweep
+
+      assert.strictEqual(failed._tag, "SweepError")
+      assert.strictEqual(swept, 1)
+      assert.deepStrictEqual(
+        [...(yield* Queue.takeAll(reports))].map((report) => report._tag),
+        ["Failed", "Swept"]
+      )
+      assert.deepStrictEqual(yield* sweeper.stats, { runs: 2, swept: 1, failures: 1, lastSuccessAt: T0 })
+    }).pipe(fromT0(sweeperLayer().pipe(Layer.provideMerge(Faulty.layer(MemoryRepository.layer)))))
+  )
+
   it.effect("refuses impossible options with SessionConfigError", () =>
     Effect.gen(function* () {
       for (const options of [
