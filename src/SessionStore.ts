@@ -82,7 +82,7 @@ export interface SessionStore<A> {
 
   /**
    * Restores, applies `f`, saves; on VersionConflict it restores again and
-   * retries on `schedule` (default: 10 retries, 1 ms doubling, jittered).
+   * retries on `schedule` (default: 25 retries, 1 ms doubling up to 50 ms, jittered).
    */
   readonly update: (
     token: TokenInput,
@@ -144,8 +144,9 @@ export const DEFAULT_MAX_PAYLOAD_BYTES = 65_536
 type UpdateError = PayloadTooLarge | SessionEncodeError | VersionConflict | SessionNotFound | RepositoryError
 
 const defaultUpdateSchedule = Schedule.exponential("1 millis").pipe(
+  Schedule.union(Schedule.spaced("50 millis")),
   Schedule.jittered,
-  Schedule.intersect(Schedule.recurs(10))
+  Schedule.intersect(Schedule.recurs(25))
 )
 
 const checkUser = (userId: UserId | string): Effect.Effect<UserId, InvalidUserId> =>
