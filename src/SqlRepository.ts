@@ -144,11 +144,13 @@ export const migrate = (
 
 const isSqlError = (error: unknown): error is SqlError => (error as { _tag?: unknown })._tag === "SqlError"
 
-const transientCodes: ReadonlySet<unknown> = new Set(["ER_LOCK_DEADLOCK", "40P01", "40001", "SQLITE_BUSY"])
+const transientCodes: ReadonlySet<unknown> = new Set(["ER_LOCK_DEADLOCK", "40P01", "40001"])
 
 /**
  * Reruns a single statement the server rolled back to break a deadlock or a
  * serialisation failure: each statement is atomic on its own, so a rerun is safe.
+ * SQLITE_BUSY is not rerun: better-sqlite3 already waited its busy timeout,
+ * synchronously, and a rerun would block the event loop that long again.
  */
 const retryTransient = <X, E>(statement: Effect.Effect<X, E>, retries = 4): Effect.Effect<X, E> =>
   Effect.catchIf(

@@ -17,6 +17,17 @@ const rejectNonFinite = (_key: string, value: unknown) => {
 const thrownReason = (cause: unknown): string =>
   cause instanceof RangeError ? "nested too deeply for the schema" : "the schema threw"
 
+/**
+ * Where a stored payload stops matching the schema, without the stored values:
+ * the reason ends up in log lines, and payloads may hold personal data.
+ */
+const mismatchAt = (error: ParseResult.ParseError): string => {
+  const paths = ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) =>
+    issue.path.length === 0 ? "the top level" : issue.path.map(String).join(".")
+  )
+  return `stored payload does not match the schema at ${[...new Set(paths)].join(", ")}`
+}
+
 /** @internal */
 export interface PayloadCodec<A> {
   readonly encode: (payload: A) => Either.Either<string, PayloadTooLarge | SessionEncodeError>
@@ -80,7 +91,7 @@ export const makeCodec = <A, I>(
       (error) =>
         new SessionDecodeError({
           handle,
-          reason: ParseResult.TreeFormatter.formatErrorSync(error),
+          reason: mismatchAt(error),
           cause: error
         })
     )

@@ -477,7 +477,7 @@ export const conformance = <X>(target: ConformanceTarget<X>) =>
               yield* repository.update({ ...stored, payload: text, version: stored.version + 1 }, stored.version, T0)
             })
           yield* corrupt(a.key, '{"n":1,"at":"2030')
-          yield* corrupt(b.key, '{"count":3}')
+          yield* corrupt(b.key, '{"count":3,"n":"private-note-8817"}')
           yield* corrupt(c.key, "")
 
           for (const session of [a, b, c]) {
@@ -485,6 +485,7 @@ export const conformance = <X>(target: ConformanceTarget<X>) =>
             assert.strictEqual(error._tag, "SessionDecodeError")
             assert.strictEqual(error._tag === "SessionDecodeError" && error.handle, session.handle)
             assert.notInclude(error.message, Redacted.value(session.token))
+            assert.notInclude(error.message, "private-note-8817")
           }
           assert.isTrue(Option.isSome(yield* store.restore(d.token)))
           assert.strictEqual((yield* store.listByUser("u1")).length, 4)
