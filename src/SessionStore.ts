@@ -251,10 +251,15 @@ export const make = <A, I>(
 
     const encode = (payload: A) => Either.match(codec.encode(payload), { onLeft: Effect.fail, onRight: Effect.succeed })
 
-    const toSession = (token: Redacted.Redacted<string>, record: SessionRecord, payload: A): Session<A> => ({
+    const toSession = (
+      token: Redacted.Redacted<string>,
+      record: SessionRecord,
+      payload: A,
+      handle = SessionToken.handleOf(record.key)
+    ): Session<A> => ({
       token,
       key: record.key,
-      handle: SessionToken.handleOf(record.key),
+      handle,
       userId: Option.fromNullable(record.userId as UserId | null),
       createdAt: record.createdAt,
       expiresAt: Option.fromNullable(record.expiresAt),
@@ -310,7 +315,7 @@ export const make = <A, I>(
           return yield* payload.left
         }
         const redacted = typeof input === "string" ? Redacted.make(input) : input
-        return { outcome: "found", handle, session: toSession(redacted, stored.value, payload.right) } as const
+        return { outcome: "found", handle, session: toSession(redacted, stored.value, payload.right, handle) } as const
       })
 
     const restore = (input: TokenInput) => Effect.map(lookup(input), toOption)
